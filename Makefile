@@ -1,0 +1,67 @@
+# research-orchestration: the commands an operator and a developer type.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+# Wheels and the lab's base tree are slow to build; they live outside the
+# repository so that a fresh clone on the same machine reuses them.
+CACHE  ?= $(HOME)/.cache/research-orchestration
+WHEELS := $(CACHE)/wheels
+LLAMA  := llama-cpp-python==0.3.36
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+# --- environment -----------------------------------------------------------
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create .venv with the project and its tools
+
+$(VENV)/.installed: pyproject.toml constraints.txt $(WHEELS)/.llama
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip==25.3
+	$(PY) -m pip install -q --find-links $(WHEELS) -c constraints.txt -e '.[dev,llama]'
+	touch $@
+
+# llama-cpp-python ships as source only; compiling it takes minutes, so the
+# wheel is built once and kept in the cache (and shipped to the nodes).
+$(WHEELS)/.llama:
+	mkdir -p $(WHEELS)
+	ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+	  python3 -m pip wheel -q --no-deps -w $(WHEELS) $(LLAMA)
+	touch $@
+
+# --- checks ----------------------------------------------------------------
+
+.PHONY: test
+test: lint unit integration ## Run every test, as CI does
+
+.PHONY: lint
+lint: venv ## ruff, mypy, yamllint and ansible-lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production
+
+.PHONY: unit
+unit: venv ## Unit tests (no services)
+	$(BIN)/pytest tests/unit
+
+.PHONY: integration
+integration: venv ## Tests against real Redis, Celery and ansible subprocesses
+	$(BIN)/pytest tests/integration
+
+.PHONY: bench-inventory
+bench-inventory: venv ## Plugin against a static inventory of 5,000 hosts
+	$(PY) benchmarks/inventory.py
+
+.PHONY: clean
+clean: ## Remove the virtual environment and caches of the tools
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .ansible
