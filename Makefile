@@ -12,6 +12,7 @@ WHEELS := $(CACHE)/wheels
 LLAMA  := llama-cpp-python==0.3.36
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 .PHONY: help

@@ -30,11 +30,15 @@ __all__ = [
 ]
 
 NODE_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 ROLES = ("worker", "controller")
 _REQUIRED = ("node_id", "address", "roles", "ram_gb", "cpus", "arch")
 _OPTIONAL = ("gpu", "gpu_memory_gb", "tier", "labels")
 PROFILE_SUFFIXES = (".yaml", ".yml")
+# libyaml's safe loader when PyYAML was built with it: ten times faster on
+# fleets of thousands of profiles, and just as safe.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ProfileError(ValueError):
@@ -132,7 +136,7 @@ class _Checker:
         value = self.data.get(name)
         wanted = "a whole number" if integer else "a number"
         ok = isinstance(value, int) if integer else _number(value)
-        if not ok or isinstance(value, bool) or value <= 0:
+        if not ok or isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             self.fail(name, f"expected {wanted} above 0, got {_kind(value)}")
             return 0.0
         return float(value)
@@ -150,10 +154,15 @@ class _Checker:
             self.fail("gpu", f"expected true or false, got {_kind(gpu)}")
             return False, 0.0
         memory = self.data.get("gpu_memory_gb")
+        if gpu and memory is None:
+            self.fail("gpu_memory_gb", "required when gpu is true; expected a number above 0")
+            return True, 0.0
         if gpu:
             return True, self.positive("gpu_memory_gb")
         if memory is not None:
-            self.fail("gpu_memory_gb", "given for a node without a GPU; set gpu: true or remove it")
+            self.fail(
+                "gpu_memory_gb", "given for a node without a GPU; set gpu: true or remove it"
+            )
         return False, 0.0
 
     def labels(self) -> dict[str, str]:
@@ -211,7 +220,9 @@ def parse_profile(
     """
     model = model or tier_model()
     if not isinstance(data, Mapping):
-        raise ProfileError([f"{source}: expected a YAML mapping of profile fields, got {_kind(data)}"])
+        raise ProfileError(
+            [f"{source}: expected a YAML mapping of profile fields, got {_kind(data)}"]
+        )
     check = _Checker(source, data)
     check.unknown_fields()
     check.missing_fields()
@@ -244,11 +255,13 @@ def parse_profile(
 def load_profile(path: Path, model: TierModel | None = None) -> NodeProfile:
     """Read and validate one profile file, whose stem must be its node_id."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
-        raise ProfileError([f"{path}: not valid YAML{line}: {getattr(exc, 'problem', exc)}"]) from exc
+        raise ProfileError(
+            [f"{path}: not valid YAML{line}: {getattr(exc, 'problem', exc)}"]
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError([f"{path}: cannot be read: {exc}"]) from exc
     return parse_profile(data, str(path), expected_id=path.stem, model=model)

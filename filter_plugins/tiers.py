@@ -64,7 +64,7 @@ def _filter(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 @_filter("node_tier")
 def node_tier(profile: Mapping[str, Any]) -> str:
     """Return the tier name of a node profile."""
-    return parse_profile(dict(profile), source="profile").tier
+    return parse_profile(profile, source="profile").tier
 
 
 @_filter("node_queues")

@@ -1,0 +1,105 @@
+"""Shared parts of the benchmarks: timing side by side, and recording rows.
+
+Every benchmark measures its subject and a reference in the same run, with
+repetitions interleaved so that noise on a shared machine hits both alike,
+and records one row per comparison in benchmarks/results/<name>.json.
+benchmarks/report.py turns all rows into docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A median with its spread (interquartile range) over repetitions."""
+
+    median: float
+    p25: float
+    p75: float
+    samples: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Figure:
+        if len(values) < 2:
+            raise ValueError("a figure needs at least two repetitions")
+        q = statistics.quantiles(values, n=4)
+        return cls(statistics.median(values), q[0], q[2], len(values))
+
+    def show(self, unit: str, scale: float = 1.0) -> str:
+        return (
+            f"{self.median * scale:.3g} {unit} "
+            f"(IQR {self.p25 * scale:.3g}-{self.p75 * scale:.3g}, n={self.samples})"
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of docs/benchmarks.md: a figure next to its reference."""
+
+    benchmark: str
+    what: str
+    measured: str
+    reference: str
+    ratio: float
+    aim: str
+    met: bool | None
+    command: str
+
+
+def interleaved(subjects: dict[str, Callable[[], float]], rounds: int) -> dict[str, Figure]:
+    """Run each subject once per round, alternating, and return their figures.
+
+    A subject returns the seconds it measured (or another quantity).
+    """
+    samples: dict[str, list[float]] = {name: [] for name in subjects}
+    for _ in range(rounds):
+        for name, subject in subjects.items():
+            samples[name].append(subject())
+    return {name: Figure.of(values) for name, values in samples.items()}
+
+
+def timed(function: Callable[[], object]) -> Callable[[], float]:
+    """Wrap a function so that calling it returns its wall time in seconds."""
+
+    def run() -> float:
+        start = time.perf_counter()
+        function()
+        return time.perf_counter() - start
+
+    return run
+
+
+def machine() -> str:
+    """Describe this machine in one line: CPU count, RAM, Python, kernel."""
+    memory = psutil.virtual_memory().total / 2**30
+    return (
+        f"{os.cpu_count()} CPUs, {memory:.0f} GiB RAM, Python {platform.python_version()}, "
+        f"Linux {platform.release()}"
+    )
+
+
+def record(name: str, rows: list[Row]) -> Path:
+    """Write a benchmark's rows, with the machine and date, to its results file."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    document = {
+        "benchmark": name,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "rows": [asdict(row) for row in rows],
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
