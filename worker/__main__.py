@@ -1,0 +1,30 @@
+"""Run this node's worker: ``python -m worker`` (what its systemd unit runs)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# SIGTERM (systemd's stop) starts Celery's cold shutdown with a soft grace:
+# the run may finish within the grace, else it is handed back to its queue.
+# Celery reads this when its worker module is imported, so it is set first.
+os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
+
+from controller.celery_config import ConfigError  # noqa: E402
+from worker.app import make_worker_app, worker_argv  # noqa: E402
+from worker.config import WorkerSettings  # noqa: E402
+
+
+def main() -> int:
+    try:
+        settings = WorkerSettings.from_env()
+    except ConfigError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
+    app = make_worker_app(settings)
+    app.worker_main(worker_argv(settings, os.environ.get("RESEARCH_LOG_LEVEL", "INFO")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

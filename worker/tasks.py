@@ -1,0 +1,100 @@
+"""The run task: honour cancellation, count attempts, execute, return the result.
+
+Celery requeues a run whose worker child dies (``task_reject_on_worker_lost``)
+and the controller requeues the run of a lost node; a run that kills its
+worker every time would loop. Each start is therefore counted in the run's
+record (``run:<id>``, field ``attempts``); a start beyond ``max_attempts`` fails
+the run with that reason instead of executing it again. A run handed back by
+a worker that shuts down does not count as an attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery, Task
+
+from controller.celery_config import RUN_TASK
+from worker.config import WorkerSettings
+from worker.execution import execute_run
+
+__all__ = ["count_attempt", "hand_back", "register_run_task", "refusal"]
+
+logger = logging.getLogger(__name__)
+
+
+def count_attempt(client: redis.Redis, run_id: str, expires_s: int) -> int:
+    """Record one more start of ``run_id``; return how many starts count."""
+    key = f"run:{run_id}"
+    with client.pipeline() as pipe:
+        pipe.hincrby(key, "attempts", 1)
+        pipe.expire(key, expires_s)
+        attempts, _ = pipe.execute()
+    return int(attempts)
+
+
+def hand_back(client: redis.Redis, run_ids: Iterable[str]) -> None:
+    """Uncount the current start of runs this worker hands back at shutdown."""
+    for run_id in run_ids:
+        client.hincrby(f"run:{run_id}", "attempts", -1)
+        logger.info("run %s: handed back to its queue at shutdown", run_id)
+
+
+def refusal(spec: dict[str, Any], node_id: str, kind: str, message: str) -> dict[str, Any]:
+    """Return a failed result for a run that was not executed."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "run_id": spec.get("run_id"),
+        "node_id": node_id,
+        "runtime": spec.get("runtime"),
+        "model": spec.get("model"),
+        "status": "failed",
+        "error": {"type": kind, "message": message},
+        "output": None,
+        "tokens": {"prompt": 0, "completion": 0},
+        "timings": {},
+        "telemetry": None,
+        "started_at": now,
+        "finished_at": now,
+    }
+
+
+def _command_refusal(spec: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
+    if spec.get("runtime") != "command":
+        return None
+    argv = (spec.get("params") or {}).get("argv") or [""]
+    if argv[0] in allowed:
+        return None
+    listed = ", ".join(allowed) or "none (set RESEARCH_COMMAND_ALLOW)"
+    return f"program {argv[0]!r} is not allowed on this node; allowed: {listed}"
+
+
+def register_run_task(app: Celery, settings: WorkerSettings) -> Task:  # type: ignore[type-arg]
+    """Define ``research.run`` on ``app`` for this node and return it."""
+
+    @app.task(name=RUN_TASK, bind=True)  # type: ignore[untyped-decorator]
+    def run(task: Task, spec: dict[str, Any]) -> dict[str, Any]:  # type: ignore[type-arg]
+        run_id = str(task.request.id)
+        spec = {**spec, "run_id": run_id}
+        client: redis.Redis = app.backend.client
+        node_id = settings.node_id
+        if client.hget(f"run:{run_id}", "cancelled") == b"1":
+            return refusal(spec, node_id, "Cancelled", "the run was cancelled before it started")
+        attempts = count_attempt(client, run_id, settings.limits.result_expires_s)
+        limit = settings.limits.max_attempts
+        if attempts > limit:
+            logger.error("run %s: attempt %d of at most %d; failing it", run_id, attempts, limit)
+            return refusal(spec, node_id, "WorkerLost",
+                           f"the run's worker was lost on each of {limit} attempts; "
+                           "it is failed instead of being tried again")
+        if (refused := _command_refusal(spec, settings.command_allow)) is not None:
+            return refusal(spec, node_id, "CommandNotAllowed", refused)
+        logger.info("run %s: attempt %d on %s", run_id, attempts, node_id)
+        return execute_run(spec, models_dir=Path(settings.models_dir), node_id=node_id)
+
+    return run
