@@ -18,7 +18,7 @@ import redis
 
 from controller.registry import Registry, UnknownNode
 
-__all__ = ["LostNodeMonitor", "requeue_unacked"]
+__all__ = ["LostNodeMonitor", "requeue_abandoned", "requeue_unacked"]
 
 logger = logging.getLogger(__name__)
 UNACKED = "unacked"
@@ -62,6 +62,16 @@ def requeue_unacked(client: redis.Redis, run_id: str) -> str | None:
         except redis.WatchError:
             return None
     return routing_key
+
+
+def requeue_abandoned(client: redis.Redis, node_id: str, run_id: str) -> str | None:
+    """Requeue the run a restarted node was executing; return its queue."""
+    queue = requeue_unacked(client, run_id)
+    if queue:
+        logger.warning(
+            "run %s: requeued on %s, node %s restarted during it", run_id, queue, node_id
+        )
+    return queue
 
 
 class LostNodeMonitor(threading.Thread):

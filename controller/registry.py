@@ -33,6 +33,7 @@ __all__ = [
     "NodeCapabilities",
     "NodeState",
     "NodeView",
+    "Registered",
     "Registry",
     "UnknownNode",
 ]
@@ -96,6 +97,14 @@ class NodeCapabilities:
     version: str = ""
     address: str = ""
     hostname: str = ""
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The registry's answer to a registration."""
+
+    draining: bool
+    abandoned_run: str | None
 
 
 @dataclass(frozen=True)
@@ -174,7 +183,11 @@ end
 redis.call('SADD', prefix..'nodes', id)
 redis.call('ZADD', beats, now, id)
 redis.call('ZREM', lost, id)
-return redis.call('HGET', node, 'draining')
+-- A worker registers when it starts, so it runs nothing now: whatever run it
+-- reported before is one its previous life left unfinished.
+local previous = redis.call('HGET', node, 'run_id') or ''
+redis.call('HSET', node, 'run_id', '')
+return {redis.call('HGET', node, 'draining') or '0', previous}
 """
 
 # KEYS: node hash, heartbeats, unhealthy, lost
@@ -260,10 +273,12 @@ class Registry:
     def key(*parts: str) -> str:
         return PREFIX + ":".join(parts)
 
-    def register(self, caps: NodeCapabilities, now: float | None = None) -> bool:
-        """Record or update a node's capabilities; return whether it is draining.
+    def register(self, caps: NodeCapabilities, now: float | None = None) -> Registered:
+        """Record or update a node's capabilities.
 
         Re-registering replaces the capabilities and keeps an operator's drain.
+        The answer says whether the node is draining and which run, if any, it
+        was executing when it last heartbeated (its restart abandoned it).
         """
         fields = {
             "node_id": caps.node_id,
@@ -279,14 +294,14 @@ class Registry:
             "address": caps.address,
             "hostname": caps.hostname,
         }
-        draining = self._register(
+        draining, previous = self._register(
             keys=self._node_keys(caps.node_id),
             args=[PREFIX, caps.node_id, now or time.time(), json.dumps(fields)],
         )
         logger.info(
             "node %s: registered (tier %s, %d models)", caps.node_id, caps.tier, len(caps.models)
         )
-        return bool(draining == b"1")
+        return Registered(draining == b"1", text(previous) or None)
 
     def heartbeat(
         self,

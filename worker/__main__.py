@@ -10,9 +10,9 @@ import sys
 # Celery reads this when its worker module is imported, so it is set first.
 os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
 
-from controller.celery_config import ConfigError  # noqa: E402
-from worker.app import make_worker_app, worker_argv  # noqa: E402
-from worker.config import WorkerSettings  # noqa: E402
+from controller.celery_config import ConfigError
+from worker.app import make_worker_app, worker_argv
+from worker.config import WorkerSettings
 
 
 def main() -> int:

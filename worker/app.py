@@ -30,21 +30,31 @@ def make_worker_app(settings: WorkerSettings) -> Celery:
 
     def heartbeat(worker: Any) -> HeartbeatLoop:
         return HeartbeatLoop(
-            app, worker, RegistryClient(settings.api_url, settings.token),
-            settings.node_id, list(settings.queues), settings.heartbeat_interval_s,
-            lambda: registration(settings.node_id, settings.profile.tier,
-                                 list(settings.queues), settings.catalog,
-                                 settings.models_dir, settings.profile.address),
+            app,
+            worker,
+            RegistryClient(settings.api_url, settings.token),
+            settings.node_id,
+            list(settings.queues),
+            settings.heartbeat_interval_s,
+            lambda: registration(
+                settings.node_id,
+                settings.profile.tier,
+                list(settings.queues),
+                settings.catalog,
+                settings.models_dir,
+                settings.profile.address,
+            ),
         )
 
     app.conf.research_heartbeat = heartbeat
     app.steps["worker"].add(HeartbeatStep)
 
-    @worker_shutting_down.connect(weak=False)
     def on_shutdown(**_: Any) -> None:
         run_id = current_run_id()
         if run_id is not None:
             hand_back(app.backend.client, [run_id])
+
+    worker_shutting_down.connect(on_shutdown, weak=False)
 
     return app
 

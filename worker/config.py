@@ -79,7 +79,9 @@ class WorkerSettings:
             broker_url=_require(env, "RESEARCH_BROKER_URL", "redis://user:password@host:6379/0"),
             api_url=_require(env, "RESEARCH_API_URL", "http://controller:8080").rstrip("/"),
             token=_token(env),
-            models_dir=Path(env.get("RESEARCH_MODELS_DIR", "/var/lib/research-orchestration/models")),
+            models_dir=Path(
+                env.get("RESEARCH_MODELS_DIR", "/var/lib/research-orchestration/models")
+            ),
             catalog=load_catalog(catalog_file),
             queues=queues or tuple(profile.queues()),
             limits=RunLimits.from_env(dict(env)),

@@ -33,7 +33,10 @@ def gpu_memory_gb() -> float:
     try:
         out = subprocess.run(
             [binary, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         logger.warning("gpu: nvidia-smi failed, reporting no GPU: %s", exc)
@@ -69,13 +72,18 @@ def present_models(catalog: Catalog, models_dir: Path) -> dict[str, str]:
         if path.is_file() and _verified(entry, path):
             found[entry.name] = entry.sha256
         elif path.exists():
-            logger.warning("model %s: %s does not match its checksum; not reported", entry.name,
-                           path)
+            logger.warning(
+                "model %s: %s does not match its checksum; not reported", entry.name, path
+            )
     return found
 
 
 def registration(
-    node_id: str, tier: str, queues: list[str], catalog: Catalog, models_dir: Path,
+    node_id: str,
+    tier: str,
+    queues: list[str],
+    catalog: Catalog,
+    models_dir: Path,
     address: str = "",
 ) -> dict[str, Any]:
     """Return the registration body for this machine (see controller.schemas)."""

@@ -35,7 +35,8 @@ class RegistryClient:
 
     def __init__(self, api_url: str, token: str, timeout_s: float = 5.0) -> None:
         self.http = httpx.Client(
-            base_url=api_url, timeout=timeout_s,
+            base_url=api_url,
+            timeout=timeout_s,
             headers={"Authorization": f"Bearer {token}"},
         )
 
@@ -117,8 +118,7 @@ class HeartbeatLoop(threading.Thread):
                 self.registered = True
                 logger.info("node %s: registered with the controller", self.node_id)
                 self.apply_drain(bool(reply.get("draining")))
-            reply = self.client.heartbeat(self.node_id, run_id, self.consuming(),
-                                          self.problems())
+            reply = self.client.heartbeat(self.node_id, run_id, self.consuming(), self.problems())
         except NotRegistered:
             logger.warning("node %s: unknown to the controller, registering again", self.node_id)
             self.registered = False
@@ -126,8 +126,12 @@ class HeartbeatLoop(threading.Thread):
         except httpx.HTTPError as exc:
             self._failures += 1
             if self._failures in (1, 10) or self._failures % 100 == 0:
-                logger.warning("node %s: heartbeat failed (%d in a row): %s", self.node_id,
-                               self._failures, exc)
+                logger.warning(
+                    "node %s: heartbeat failed (%d in a row): %s",
+                    self.node_id,
+                    self._failures,
+                    exc,
+                )
             return
         self._last_run, self._failures = run_id, 0
         self.apply_drain(bool(reply.get("draining")))
@@ -161,14 +165,17 @@ class HeartbeatLoop(threading.Thread):
             else:
                 control.add_consumer(queue, destination=destination, reply=True, timeout=5)
         self.drained = draining
-        logger.info("node %s: %s", self.node_id,
-                    "draining, consumers cancelled" if draining else "consuming again")
+        logger.info(
+            "node %s: %s",
+            self.node_id,
+            "draining, consumers cancelled" if draining else "consuming again",
+        )
 
     def stop(self) -> None:
         self.stopping.set()
 
 
-class HeartbeatStep(bootsteps.StartStopStep):
+class HeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]
     """Worker bootstep that runs the heartbeat loop while the worker runs.
 
     It belongs to the worker, not the consumer, so that it keeps reporting

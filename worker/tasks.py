@@ -23,7 +23,7 @@ from controller.celery_config import RUN_TASK
 from worker.config import WorkerSettings
 from worker.execution import execute_run
 
-__all__ = ["count_attempt", "hand_back", "register_run_task", "refusal"]
+__all__ = ["count_attempt", "hand_back", "refusal", "register_run_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +74,11 @@ def _command_refusal(spec: dict[str, Any], allowed: tuple[str, ...]) -> str | No
     return f"program {argv[0]!r} is not allowed on this node; allowed: {listed}"
 
 
-def register_run_task(app: Celery, settings: WorkerSettings) -> Task:  # type: ignore[type-arg]
+def register_run_task(app: Celery, settings: WorkerSettings) -> Task:
     """Define ``research.run`` on ``app`` for this node and return it."""
 
     @app.task(name=RUN_TASK, bind=True)  # type: ignore[untyped-decorator]
-    def run(task: Task, spec: dict[str, Any]) -> dict[str, Any]:  # type: ignore[type-arg]
+    def run(task: Task, spec: dict[str, Any]) -> dict[str, Any]:
         run_id = str(task.request.id)
         spec = {**spec, "run_id": run_id}
         client: redis.Redis = app.backend.client
@@ -89,9 +89,13 @@ def register_run_task(app: Celery, settings: WorkerSettings) -> Task:  # type: i
         limit = settings.limits.max_attempts
         if attempts > limit:
             logger.error("run %s: attempt %d of at most %d; failing it", run_id, attempts, limit)
-            return refusal(spec, node_id, "WorkerLost",
-                           f"the run's worker was lost on each of {limit} attempts; "
-                           "it is failed instead of being tried again")
+            return refusal(
+                spec,
+                node_id,
+                "WorkerLost",
+                f"the run's worker was lost on each of {limit} attempts; "
+                "it is failed instead of being tried again",
+            )
         if (refused := _command_refusal(spec, settings.command_allow)) is not None:
             return refusal(spec, node_id, "CommandNotAllowed", refused)
         logger.info("run %s: attempt %d on %s", run_id, attempts, node_id)

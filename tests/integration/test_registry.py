@@ -44,8 +44,7 @@ def test_reregistering_updates_without_duplicating(registry: Registry) -> None:
     """A second registration replaces queues and models in every index."""
     registry.register(caps(), now=T0)
     registry.register(
-        caps(tier="small", queues=["research-small", "research-micro", "research-any"],
-             models={}),
+        caps(tier="small", queues=["research-small", "research-micro", "research-any"], models={}),
         now=T0 + 1,
     )
     assert registry.node_ids() == ["pi-1"]
@@ -56,8 +55,13 @@ def test_reregistering_updates_without_duplicating(registry: Registry) -> None:
 
 @pytest.mark.parametrize(
     ("age", "state"),
-    [(0.5, NodeState.READY), (3.0, NodeState.READY), (3.5, NodeState.STALE),
-     (6.0, NodeState.STALE), (6.5, NodeState.LOST)],
+    [
+        (0.5, NodeState.READY),
+        (3.0, NodeState.READY),
+        (3.5, NodeState.STALE),
+        (6.0, NodeState.STALE),
+        (6.5, NodeState.LOST),
+    ],
 )
 def test_silence_makes_a_node_stale_then_lost(
     registry: Registry, age: float, state: NodeState
@@ -106,8 +110,11 @@ def test_drain_records_who_and_why_and_survives_reregistration(registry: Registr
     registry.register(caps(), now=T0)
     registry.drain("pi-1", by="alice", reason="replace SD card", now=T0)
     assert registry.heartbeat("pi-1", now=T0 + 1) == {
-        "by": "alice", "reason": "replace SD card", "at": T0}
-    assert registry.register(caps(), now=T0 + 2) is True
+        "by": "alice",
+        "reason": "replace SD card",
+        "at": T0,
+    }
+    assert registry.register(caps(), now=T0 + 2).draining is True
     view = registry.node("pi-1", now=T0 + 2)
     assert view.state is NodeState.DRAINING and view.drain is not None
     registry.undrain("pi-1")
@@ -138,10 +145,14 @@ def test_deregister_removes_every_trace(registry: Registry) -> None:
     registry.drain("pi-1", by="alice", reason="retire", now=T0)
     registry.deregister("pi-1")
     leftovers = [
-        key for key in registry.redis.scan_iter("registry:*")
+        key
+        for key in registry.redis.scan_iter("registry:*")
         if registry.redis.type(key) in (b"set", b"zset")
-        and (registry.redis.sismember(key, "pi-1") if registry.redis.type(key) == b"set"
-             else registry.redis.zscore(key, "pi-1") is not None)
+        and (
+            registry.redis.sismember(key, "pi-1")
+            if registry.redis.type(key) == b"set"
+            else registry.redis.zscore(key, "pi-1") is not None
+        )
     ]
     assert leftovers == [] and registry.node_ids() == []
 
@@ -152,13 +163,18 @@ def test_concurrent_heartbeats_and_registrations_stay_consistent(registry: Regis
         registry.register(caps(f"n-{index}"), now=T0)
 
     def hammer(worker: int) -> None:
-        client = Registry(redis.Redis(port=registry.redis.connection_pool.connection_kwargs[
-            "port"]), POLICY)
+        client = Registry(
+            redis.Redis(port=registry.redis.connection_pool.connection_kwargs["port"]), POLICY
+        )
         for round_ in range(40):
             node = f"n-{(worker * 7 + round_) % 50}"
             if round_ % 5 == 0:
-                tier_caps = caps(node, tier="small", queues=["research-small", "research-any"],
-                                 models={"m": "b" * 64})
+                tier_caps = caps(
+                    node,
+                    tier="small",
+                    queues=["research-small", "research-any"],
+                    models={"m": "b" * 64},
+                )
                 client.register(tier_caps if worker % 2 else caps(node))
             else:
                 client.heartbeat(node, run_id=f"r{round_}")
@@ -183,3 +199,12 @@ def test_ten_thousand_nodes_register_and_list(registry: Registry) -> None:
         registry.register(caps(f"n-{index:05d}"), now=T0)
     assert len(registry.nodes(now=T0)) == pipe_size
     assert len(registry.members("research-micro", "gemma3-270m")) == pipe_size
+
+
+def test_registration_reports_the_run_a_restart_abandoned(registry: Registry) -> None:
+    """A node that re-registers while the registry shows it running names that run, once."""
+    registry.register(caps(), now=T0)
+    registry.heartbeat("pi-1", run_id="r-9", now=T0 + 1)
+    assert registry.register(caps(), now=T0 + 2).abandoned_run == "r-9"
+    assert registry.node("pi-1", now=T0 + 2).state is NodeState.READY
+    assert registry.register(caps(), now=T0 + 3).abandoned_run is None
