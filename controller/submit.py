@@ -114,8 +114,8 @@ def _read_env_file(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     values = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip().removeprefix("export ").strip()
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip().removeprefix("export ").strip()
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip().strip("'\"")

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from celery import Celery, bootsteps
@@ -182,7 +182,7 @@ class HeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]
     (and reports the broker problem) while the consumer reconnects.
     """
 
-    requires = {"celery.worker.components:Pool"}
+    requires: ClassVar[set[str]] = {"celery.worker.components:Pool"}
 
     def __init__(self, worker: Any, **options: Any) -> None:
         super().__init__(worker, **options)
