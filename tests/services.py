@@ -6,7 +6,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,3 +152,124 @@ def controller_files(
     secret = secrets.token_hex(32).encode()
     (directory / "worker.secret").write_bytes(secret)
     return ControllerFiles(directory, tokens, secret)
+
+
+# --- controller and worker processes -----------------------------------------
+
+ROOT = Path(__file__).parents[1]
+PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+@dataclass
+class Service:
+    """A project service run as a subprocess, with its log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _spawn(name: str, module: str, env: dict[str, str], directory: Path) -> Service:
+    import os
+
+    log = directory / f"{name}.log"
+    stream = log.open("ab")
+    process = subprocess.Popen(
+        [str(PYTHON), "-m", module], cwd=ROOT, env={**os.environ, **env},
+        stdout=stream, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    stream.close()
+    return Service(name, process, log)
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str,
+               service: Service | None = None) -> None:
+    """Poll ``check`` until it is true; raise naming ``what`` (and the log) if not."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if service is not None and service.process.poll() is not None:
+            raise RuntimeError(f"{service.name} exited while waiting for {what}:\n"
+                               f"{service.tail()}")
+        if time.monotonic() > deadline:
+            log = f":\n{service.tail()}" if service else ""
+            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}{log}")
+        time.sleep(0.05)
+
+
+@contextmanager
+def controller_service(files: ControllerFiles, redis_url: str, directory: Path,
+                       **env: str) -> Iterator[tuple[Service, str]]:
+    """Run ``python -m controller`` on a free port; yield it and its URL."""
+    import httpx
+
+    port = free_port()
+    service = _spawn("controller", "controller", files.env(redis_url, port, **env), directory)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(healthy, 30, "the controller to answer /healthz", service)
+        yield service, url
+    finally:
+        service.stop()
+
+
+def write_profile(directory: Path, node_id: str, tier: str) -> Path:
+    import yaml
+
+    path = directory / f"{node_id}.yaml"
+    path.write_text(yaml.safe_dump({
+        "node_id": node_id, "address": "127.0.0.1", "roles": ["worker"], "ram_gb": 3.8,
+        "cpus": 2, "arch": "x86_64", "tier": tier,
+    }))
+    return path
+
+
+@contextmanager
+def worker_service(node_id: str, tier: str, files: ControllerFiles, redis_url: str,
+                   api_url: str, models_dir: Path, directory: Path,
+                   **env: str) -> Iterator[Service]:
+    """Run ``python -m worker`` for a node; yield it once the registry shows it consuming."""
+    import httpx
+
+    directory.mkdir(parents=True, exist_ok=True)
+    worker_env = {
+        "RESEARCH_NODE_PROFILE": str(write_profile(directory, node_id, tier)),
+        "RESEARCH_BROKER_URL": redis_url,
+        "RESEARCH_API_URL": api_url,
+        "RESEARCH_WORKER_TOKEN": files.worker_token(node_id),
+        "RESEARCH_MODELS_DIR": str(models_dir),
+        "RESEARCH_CATALOG": str(files.catalog),
+        "RESEARCH_HEARTBEAT_INTERVAL_S": "1",
+        **env,
+    }
+    service = _spawn(node_id, "worker", worker_env, directory)
+    operator = {"Authorization": f"Bearer {files.tokens['operator']}"}
+
+    def consuming() -> bool:
+        reply = httpx.get(f"{api_url}/v1/nodes/{node_id}", headers=operator, timeout=2)
+        return reply.status_code == 200 and bool(reply.json()["consuming"])
+
+    try:
+        wait_until(consuming, 60, f"worker {node_id} to register and consume", service)
+        yield service
+    finally:
+        service.stop(timeout_s=60)
