@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("machine", metavar="NAME")
     add.add_argument("--roles", default="worker", help="comma-separated (default: worker)")
     add.add_argument("--tier", default="micro", help="micro, small, medium, large")
+    remove = commands.add_parser("remove", help="remove one machine from a running lab")
+    remove.add_argument("machine", metavar="NAME")
     commands.add_parser("down", help="remove the lab and whatever a crashed run left")
     status = commands.add_parser("status", help="list the machines")
     status.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -129,6 +131,7 @@ def _dispatch(args: argparse.Namespace, lab: Lab) -> None:
     actions: dict[str, Callable[[], object]] = {
         "up": lambda: lab.up(args.machines),
         "add": lambda: lab.add(make_spec(name, tuple(args.roles.split(",")), args.tier)),
+        "remove": lambda: lab.remove(name),
         "down": lab.down,
         "status": lambda: _print_status(lab, args.json),
         "stop": lambda: lab.stop(name),

@@ -223,8 +223,8 @@ class Lab:
         return record
 
     def _boot(self, state: LabState, records: Sequence[MachineRecord]) -> None:
-        """Prepare, boot and wait for ``records``; then publish the lab's
-        machines to every running machine, known_hosts and the inventory."""
+        """Prepare, boot and wait for ``records``; then tell the host and
+        every machine about the lab's machines."""
         for record in records:
             self._prepare(state, record)
         self._publish(state)
@@ -235,24 +235,41 @@ class Lab:
         write_inventory(self.layout, list(state.machines.values()), state.name)
 
     def _prepare(self, state: LabState, record: MachineRecord) -> None:
+        """Give ``record`` its network namespace, root and identity files."""
         subnet = ipaddress.IPv4Network(state.subnet)
         address = ipaddress.IPv4Address(record.address)
         network.connect_machine(record.netns, record.host_if, state.bridge, address, subnet)
         root = machine.mount_root(self.layout, record.name, Path(state.base_tree))
         record.host_key = access.ensure_host_key(root)
+        public_key = self.layout.private_key.with_suffix(".pub").read_text(encoding="utf-8")
+        hosts = machine.hosts_file(self._by_index(state))
+        machine.write_identity(root, record.name, hosts, public_key)
         save_state(self.layout.state_file, state)
 
     def _publish(self, state: LabState) -> None:
-        """Write every machine's identity files (hosts lists all machines)
-        and the host's known_hosts and ssh config."""
-        records = sorted(state.machines.values(), key=lambda r: r.index)
+        """Write /etc/hosts into every machine, and the host's known_hosts
+        and ssh config, listing every machine of the lab."""
+        records = self._by_index(state)
         hosts = machine.hosts_file(records)
-        public_key = self.layout.private_key.with_suffix(".pub").read_text(encoding="utf-8")
         for record in records:
-            root = self.layout.machine_root(record.name)
-            machine.write_identity(root, record.name, hosts, public_key)
+            machine.write_hosts(self.layout.machine_root(record.name), hosts)
         access.write_known_hosts(self.layout, [(r.name, r.address, r.host_key) for r in records])
         access.write_ssh_config(self.layout, [(r.name, r.address) for r in records])
+
+    @staticmethod
+    def _by_index(state: LabState) -> list[MachineRecord]:
+        return sorted(state.machines.values(), key=lambda record: record.index)
+
+    def remove(self, name: str) -> None:
+        """Remove machine ``name`` and its disk from a lab that is up; the
+        other machines, known_hosts and the inventory forget it."""
+        check_requirements()
+        with self._locked():
+            state = self._loaded()
+            self._find(state, name)
+            self._remove_machine(state, name)
+            self._publish(state)
+            write_inventory(self.layout, self._by_index(state), state.name)
 
     # --- faults --------------------------------------------------------------
 
@@ -360,6 +377,7 @@ class Lab:
         cgroups.kill_cgroups(groups)
         cgroups.remove_cgroups(groups)
         machine.unmount(self.layout.machine_root(name))
+        machine.forget(self.lab_id, name)
         if state is not None and name in state.machines:
             network.delete_namespace(state.machines.pop(name).netns)
             save_state(self.layout.state_file, state)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,14 +27,17 @@ __all__ = [
     "boot",
     "diagnosis",
     "exec_argv",
+    "forget",
     "hosts_file",
     "init_pid",
     "is_running",
     "mount_points",
     "mount_root",
+    "nspawn_name",
     "stop",
     "unmount",
     "wait_until_ready",
+    "write_hosts",
     "write_identity",
 ]
 
@@ -44,6 +48,7 @@ INSIDE_ENV = [
     "HOME=/root",
     "LANG=C.UTF-8",
 ]
+PROPAGATE_DIR = Path("/run/systemd/nspawn/propagate")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -103,16 +108,35 @@ def hosts_file(machines: Sequence[MachineRecord]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_hosts(root: Path, hosts: str) -> None:
+    """Write /etc/hosts (see hosts_file) into the machine whose root is
+    ``root``; a running machine sees it at once."""
+    _write(root, "etc/hosts", hosts)
+
+
 def write_identity(root: Path, name: str, hosts: str, public_key: str) -> None:
     """Write what a machine needs before boot: hostname, hosts, DNS (the
     host's resolv.conf), the lab key for root, and a machine id of its own."""
     _write(root, "etc/hostname", f"{name}\n")
-    _write(root, "etc/hosts", hosts)
+    write_hosts(root, hosts)
     _write(root, "etc/resolv.conf", Path("/etc/resolv.conf").read_text(encoding="utf-8"))
     (root / "root" / ".ssh").mkdir(mode=0o700, parents=True, exist_ok=True)
     _write(root, "root/.ssh/authorized_keys", public_key, 0o600)
     if not (root / "etc" / "machine-id").read_text(encoding="utf-8").strip():
         _write(root, "etc/machine-id", uuid.uuid4().hex + "\n", 0o444)
+
+
+def nspawn_name(lab: str, name: str) -> str:
+    """Return the name systemd-nspawn knows machine ``name`` by: unique to
+    the lab, so that two labs with the same machine names never share the
+    directories nspawn keeps per machine on the host."""
+    return f"{name}-{lab}"
+
+
+def forget(lab: str, name: str) -> None:
+    """Remove what systemd-nspawn keeps on the host for a machine and only
+    removes itself on a clean exit."""
+    shutil.rmtree(PROPAGATE_DIR / nspawn_name(lab, name), ignore_errors=True)
 
 
 def boot(layout: LabLayout, lab: str, machine: MachineRecord) -> int:
@@ -128,7 +152,8 @@ def boot(layout: LabLayout, lab: str, machine: MachineRecord) -> int:
         "--register=no",
         "--keep-unit",
         "--boot",
-        f"--machine={machine.name}",
+        f"--machine={nspawn_name(lab, machine.name)}",
+        f"--hostname={machine.name}",
         f"--directory={layout.machine_root(machine.name)}",
         f"--network-namespace-path=/run/netns/{machine.netns}",
         "--resolv-conf=off",

@@ -132,9 +132,10 @@ def ensure_bridge(name: str, subnet: ipaddress.IPv4Network) -> None:
 
 def delete_link(name: str) -> None:
     """Delete network interface ``name`` (a bridge, a veth) if it exists."""
-    if run(["ip", "link", "show", "dev", name], check=False).returncode == 0:
-        run(["ip", "link", "delete", name])
+    if run(["ip", "link", "delete", name], check=False).returncode == 0:
         log.info("link %s: deleted", name)
+    elif run(["ip", "link", "show", "dev", name], check=False).returncode == 0:
+        raise LabError(f"link {name}: cannot be deleted")
 
 
 def enable_nat(bridge: str, subnet: ipaddress.IPv4Network, tag: str) -> None:
