@@ -7,6 +7,7 @@ Tests marked ``lab`` are skipped, with the reason, where the lab cannot run
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +16,17 @@ import testinfra
 from testinfra.host import Host
 
 from lab.access import ssh_options
+from lab.layout import REPO_ROOT, default_cache_dir
 from lab.lifecycle import Lab
 from lab.preflight import missing_requirements
 
-__all__ = ["lab_hosts", "lab_unavailable", "running_lab", "testinfra_host"]
+__all__ = [
+    "lab_hosts",
+    "lab_unavailable",
+    "running_lab",
+    "session_state_dir",
+    "testinfra_host",
+]
 
 
 def lab_unavailable() -> str | None:
@@ -48,16 +56,25 @@ def testinfra_host(lab: Lab, name: str) -> Host:
     )
 
 
+def session_state_dir() -> Path:
+    """Return the state directory of the tests' lab: fixed per checkout and
+    apart from the developer's ``.lab``, so that a session killed midway
+    is cleaned up by the next one."""
+    checkout = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:8]
+    return default_cache_dir() / "labs" / f"pytest-{checkout}"
+
+
 @pytest.fixture(scope="session")
-def running_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def running_lab() -> Iterator[Lab]:
     """Yield a Lab of the default shape (lab-controller, lab-micro-1,
     lab-small-1) with its own state directory, taken down after the session
     even when tests fail."""
     reason = lab_unavailable()
     if reason is not None:
         pytest.skip(reason)
-    lab = Lab(Path(tmp_path_factory.mktemp("lab")))
+    lab = Lab(session_state_dir())
     try:
+        lab.down()
         lab.up()
         yield lab
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import Lab, LabError, make_spec
+from lab import Lab, LabError, MachineSpec, make_spec
 from lab.locking import hold_lock
 
 pytestmark = pytest.mark.lab
@@ -34,7 +34,7 @@ def leftovers(lab: Lab) -> list[str]:
     return found
 
 
-def _one_machine(name: str) -> list:  # type: ignore[type-arg]
+def _one_machine(name: str) -> list[MachineSpec]:
     return [make_spec(f"{name}-1", ("worker",), "micro")]
 
 
@@ -42,9 +42,11 @@ def test_down_leaves_no_bridge_rule_mount_or_namespace(tmp_path: Path) -> None:
     """After down, nothing of the lab is left on the host, and a second down
     is a no-op."""
     lab = Lab(tmp_path / "state", name="gone")
-    lab.up(_one_machine("gone"))
-    assert leftovers(lab), "the lab left no trace while up; the check sees nothing"
-    lab.down()
+    try:
+        lab.up(_one_machine("gone"))
+        assert leftovers(lab), "the lab left no trace while up; the check sees nothing"
+    finally:
+        lab.down()
     assert leftovers(lab) == []
     lab.down()
 
@@ -52,9 +54,11 @@ def test_down_leaves_no_bridge_rule_mount_or_namespace(tmp_path: Path) -> None:
 def test_down_cleans_up_after_a_crashed_run(tmp_path: Path) -> None:
     """down removes a running lab whose state file was lost, as after a crash."""
     lab = Lab(tmp_path / "state", name="crash")
-    lab.up(_one_machine("crash"))
-    lab.layout.state_file.unlink()
-    lab.down()
+    try:
+        lab.up(_one_machine("crash"))
+        lab.layout.state_file.unlink()
+    finally:
+        lab.down()
     assert leftovers(lab) == []
 
 
