@@ -168,7 +168,7 @@ class Lab:
             try:
                 self._boot(state, [record])
             except BaseException:
-                self._remove_machine(state, record.name)
+                self._forget(state, record.name)
                 raise
         return record
 
@@ -267,9 +267,14 @@ class Lab:
         with self._locked():
             state = self._loaded()
             self._find(state, name)
-            self._remove_machine(state, name)
-            self._publish(state)
-            write_inventory(self.layout, self._by_index(state), state.name)
+            self._forget(state, name)
+
+    def _forget(self, state: LabState, name: str) -> None:
+        """Remove machine ``name``, then rewrite hosts, known_hosts and the
+        inventory without it."""
+        self._remove_machine(state, name)
+        self._publish(state)
+        write_inventory(self.layout, self._by_index(state), state.name)
 
     # --- faults --------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from testinfra.host import Host
 
-from lab import Lab, make_spec
+from lab import Lab, LabError, make_spec
 
 pytestmark = pytest.mark.lab
 
@@ -36,6 +36,17 @@ def test_killed_machine_restarts_with_its_address_and_disk(
         running_lab.restart("lab-micro-1")
     assert running_lab.address("lab-micro-1") == address
     assert lab_hosts["lab-micro-1"].file("/root/marker").content_string == "before-kill\n"
+
+
+def test_stopped_machine_shuts_down_and_restarts(running_lab: Lab) -> None:
+    """stop halts a machine cleanly; restart brings it back answering SSH."""
+    running_lab.stop("lab-small-1")
+    try:
+        assert not _running(running_lab, "lab-small-1")
+    finally:
+        running_lab.restart("lab-small-1")
+    assert _running(running_lab, "lab-small-1")
+    assert _ssh_answers(running_lab, "lab-small-1")
 
 
 def test_cut_machine_is_unreachable_until_restored(
@@ -70,3 +81,18 @@ def test_added_machine_joins_hosts_and_inventory(
         running_lab.remove("lab-micro-2")
     assert not (running_lab.layout.nodes_dir / "lab-micro-2.yaml").exists()
     assert "lab-micro-2" not in lab_hosts["lab-controller"].file("/etc/hosts").content_string
+
+
+def test_machine_that_fails_to_join_is_forgotten(running_lab: Lab) -> None:
+    """An added machine that does not answer in time is named in the error
+    and removed again; the rest of the lab stays up."""
+    impatient = Lab(running_lab.layout.state_dir, boot_timeout=0.01)
+    with pytest.raises(LabError, match="machine lab-micro-3: sshd did not answer"):
+        impatient.add(make_spec("lab-micro-3", ("worker",), "micro"))
+    assert [status.name for status in running_lab.status()] == [
+        "lab-controller",
+        "lab-micro-1",
+        "lab-small-1",
+    ]
+    assert not (running_lab.layout.nodes_dir / "lab-micro-3.yaml").exists()
+    assert all(status.running for status in running_lab.status())
