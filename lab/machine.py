@@ -28,6 +28,7 @@ __all__ = [
     "diagnosis",
     "exec_argv",
     "forget",
+    "host_resolv_conf",
     "hosts_file",
     "init_pid",
     "is_running",
@@ -108,6 +109,17 @@ def hosts_file(machines: Sequence[MachineRecord]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def host_resolv_conf() -> str:
+    """Return the host's resolv.conf for a machine: the one systemd-resolved
+    forwards to when the host's own names a stub on loopback, which a
+    machine in its own network namespace cannot reach."""
+    text = Path("/etc/resolv.conf").read_text(encoding="utf-8")
+    upstream = Path("/run/systemd/resolve/resolv.conf")
+    if "nameserver 127." in text and upstream.is_file():
+        return upstream.read_text(encoding="utf-8")
+    return text
+
+
 def write_hosts(root: Path, hosts: str) -> None:
     """Write /etc/hosts (see hosts_file) into the machine whose root is
     ``root``; a running machine sees it at once."""
@@ -119,7 +131,7 @@ def write_identity(root: Path, name: str, hosts: str, public_key: str) -> None:
     host's resolv.conf), the lab key for root, and a machine id of its own."""
     _write(root, "etc/hostname", f"{name}\n")
     write_hosts(root, hosts)
-    _write(root, "etc/resolv.conf", Path("/etc/resolv.conf").read_text(encoding="utf-8"))
+    _write(root, "etc/resolv.conf", host_resolv_conf())
     (root / "root" / ".ssh").mkdir(mode=0o700, parents=True, exist_ok=True)
     _write(root, "root/.ssh/authorized_keys", public_key, 0o600)
     if not (root / "etc" / "machine-id").read_text(encoding="utf-8").strip():
