@@ -41,7 +41,7 @@ $(WHEELS)/.llama:
 # --- checks ----------------------------------------------------------------
 
 .PHONY: test
-test: lint unit integration ## Run every test, as CI does
+test: lint unit integration lab-tests molecule ## Run every test, as CI does
 
 .PHONY: lint
 lint: venv ## ruff, mypy, yamllint and ansible-lint
@@ -59,9 +59,38 @@ unit: venv ## Unit tests (no services)
 integration: venv ## Tests against real Redis, Celery and ansible subprocesses
 	$(BIN)/pytest tests/integration
 
+.PHONY: lab-tests
+lab-tests: venv ## Tests of the lab itself: boot, network, faults, teardown (root)
+	$(BIN)/pytest tests/lab
+
+.PHONY: molecule
+molecule: venv ## Molecule scenarios on lab machines (smoke)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s smoke
+
 .PHONY: bench-inventory
 bench-inventory: venv ## Plugin against a static inventory of 5,000 hosts
 	$(PY) benchmarks/inventory.py
+
+# --- the lab: Debian machines on this host (see docs/lab.md) ---------------
+
+LAB       := $(PY) -m lab
+LAB_HOSTS := .lab/inventory/cluster.yml
+
+.PHONY: lab
+lab: lab-up ## Boot the lab, provision it with site.yml
+	@if [ ! -f site.yml ]; then \
+	  echo "lab: the machines are up, but provisioning (site.yml) is not written yet;"; \
+	  echo "lab: see 'make lab-down' to remove them"; exit 1; fi
+	$(BIN)/ansible-playbook -i $(LAB_HOSTS) site.yml
+
+.PHONY: lab-up
+lab-up: venv ## Boot the lab's machines (controller, micro, small) and ping them
+	$(LAB) up
+	$(BIN)/ansible -i $(LAB_HOSTS) all -m ansible.builtin.ping
+
+.PHONY: lab-down
+lab-down: venv ## Remove the lab's machines, bridge, NAT rules and mounts (safe if none)
+	$(LAB) down
 
 .PHONY: clean
 clean: ## Remove the virtual environment and caches of the tools

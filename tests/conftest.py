@@ -10,6 +10,8 @@ import redis
 
 from tests.services import RedisServer, redis_server
 
+pytest_plugins = ["lab.pytest_plugin"]
+
 
 @pytest.fixture(scope="session")
 def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
