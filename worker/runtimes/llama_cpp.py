@@ -54,7 +54,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_N_CTX = 2048
-_LLAMA_ERROR_LEVEL = 3
+# ggml's GGML_LOG_LEVEL_ERROR (NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5).
+_LLAMA_ERROR_LEVEL = 4
 _recent_llama_errors: deque[str] = deque(maxlen=5)
 # llama.cpp keeps only a pointer to the log callback: this keeps it alive.
 _log_callbacks: list[object] = []
