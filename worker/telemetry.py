@@ -10,7 +10,13 @@ and per core, over the time since the previous sample (None for the first
 sample and for a window under ``MIN_INTERVAL_S``, too short for the kernel's
 tick accounting); memory used and available; the load averages; every
 temperature that ``psutil.sensors_temperatures()`` reports (none on most
-virtual machines); and disk and network bytes since the start.
+virtual machines); and disk and network bytes since the start. ``t`` is when
+the counters were read; a thread spinning in pure Python holds the GIL and
+can delay a sample by tens of milliseconds (llama.cpp releases it).
+
+Limitation: inside a container without its own /proc (the lab's
+systemd-nspawn machines), CPU, memory, load and disk figures are the host's;
+network figures are the container's own. They are exact on a real node.
 
 Memory stays bounded: once ``max_series`` samples are kept, every other one
 is dropped and from then on only every second sample is kept, and so on

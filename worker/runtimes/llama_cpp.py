@@ -23,7 +23,14 @@ they took. Token counts exclude the end-of-generation token.
 
 The model stays loaded in the process for the next run with the same file,
 ``n_ctx`` and ``n_threads``; loading a different one frees it first.
-llama.cpp's own log lines go to this module's logger at DEBUG level.
+llama.cpp's own log lines go to this module's logger at DEBUG level, and its
+error lines into the message of a failed load. While a model loads,
+llama-cpp-python points the process's stdout and stderr at /dev/null, so
+any other output of the process in that half second is lost.
+
+Limitation: prompts are continued as plain text; the model's chat template
+is not applied, which an instruction-tuned model would answer better with.
+A ``chat`` param (messages in, the template applied) would end this.
 """
 
 from __future__ import annotations
