@@ -20,7 +20,7 @@ from typing import Any
 
 from worker.results import FAILED, SUCCEEDED, ErrorInfo, RunResult, TelemetryReport
 from worker.runtimes import RunError, RunOutput, Runtime, get_runtime
-from worker.spec import RunSpec, parse_spec
+from worker.spec import RunSpec, TelemetrySpec, parse_spec
 from worker.telemetry import TelemetryError, TelemetrySampler
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "ModelRequiredError",
     "OutputNotSerialisableError",
     "execute_run",
+    "refused_result",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,32 @@ def execute_run(spec: Mapping[str, Any], models_dir: Path, node_id: str) -> RunR
         f": {result['error']['message']}" if result["error"] else "",
     )
     return result
+
+
+def refused_result(
+    spec: Mapping[str, Any], node_id: str, error_type: str, message: str
+) -> RunResult:
+    """Return the failed result of a run this node did not execute (cancelled,
+    or refused), shaped as ``execute_run`` shapes results.
+
+    The spec is read leniently: it may be the malformed one being refused.
+    """
+    run = RunSpec(
+        run_id=_text_or_none(spec.get("run_id")) or "",
+        runtime=_text_or_none(spec.get("runtime")) or "",
+        model=_text_or_none(spec.get("model")),
+        model_file=_text_or_none(spec.get("model_file")),
+        telemetry=TelemetrySpec(enabled=False),
+    )
+    result = _result(run, node_id, _Outcome(), _telemetry_report(run, None, None), _utc_now())
+    result["status"] = FAILED
+    result["error"] = {"type": error_type, "message": message}
+    logger.info("run %s: refused on %s: %s", run.run_id, node_id, message)
+    return result
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _model_path(run: RunSpec, runtime: Runtime, models_dir: Path, node_id: str) -> Path | None:

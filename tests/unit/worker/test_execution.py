@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.models import GEMMA_CATALOG_FILE, GEMMA_MODEL_NAME
-from worker.execution import execute_run
+from worker.execution import execute_run, refused_result
 from worker.results import RunResult
 
 NODE = "lab-micro-1"
@@ -176,3 +176,16 @@ def test_greedy_llama_cpp_runs_repeat_and_reuse_the_model(models_dir: Path) -> N
     assert first["output"] == second["output"]
     assert second["model_cached"] is True
     assert second["timings"]["load_s"] == 0.0
+
+
+def test_a_refused_run_has_the_shape_of_an_executed_one(tmp_path: Path) -> None:
+    """refused_result gives a failed result with every field execute_run gives."""
+    executed = execute_run(_spec("noop"), tmp_path, NODE)
+    refused = _round_trip(
+        refused_result({"run_id": "r-9", "runtime": 3}, NODE, "Cancelled", "cancelled")
+    )
+    assert refused.keys() == executed.keys()
+    assert refused["error"] == {"type": "Cancelled", "message": "cancelled"}
+    assert (refused["status"], refused["run_id"], refused["runtime"]) == ("failed", "r-9", "")
+    assert refused["timings"].keys() == executed["timings"].keys()
+    assert refused["telemetry"]["series"] == [] and refused["telemetry"]["summary"] is None
