@@ -35,12 +35,14 @@ A ``chat`` param (messages in, the template applied) would end this.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +68,9 @@ _LLAMA_ERROR_LEVEL = 4
 _recent_llama_errors: deque[str] = deque(maxlen=5)
 # llama.cpp keeps only a pointer to the log callback: this keeps it alive.
 _log_callbacks: list[object] = []
+# Models still loaded at exit are freed before the interpreter tears down the
+# llama_cpp module, which their finalizers need.
+_runtimes: weakref.WeakSet[LlamaCppRuntime] = weakref.WeakSet()
 
 
 class ModelLoadError(RunError):
@@ -158,6 +163,7 @@ class LlamaCppRuntime(Runtime):
         self._lock = threading.Lock()
         self._key: _LoadKey | None = None
         self._llm: Any = None
+        _runtimes.add(self)
 
     def check(self, params: Mapping[str, Any]) -> None:
         LlamaParams.parse(params)
@@ -213,6 +219,12 @@ class LlamaCppRuntime(Runtime):
             logger.info("model %s: unloading", Path(self._key.path).name if self._key else "?")
             self._llm.close()
         self._key, self._llm = None, None
+
+
+@atexit.register
+def _unload_all() -> None:
+    for runtime in list(_runtimes):
+        runtime.unload()
 
 
 def _generate(llm: Any, prompt: str, params: LlamaParams) -> _Generation:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ PROMPTS = ["The capital of France is", "One, two, three,"]
 
 
 @pytest.fixture(scope="module")
-def runtime() -> LlamaCppRuntime:
+def runtime() -> Iterator[LlamaCppRuntime]:
     """One runtime for the module, so that the model loads once."""
-    return LlamaCppRuntime()
+    runtime = LlamaCppRuntime()
+    yield runtime
+    runtime.unload()
 
 
 def test_params_defaults() -> None:
