@@ -10,7 +10,7 @@ import redis
 
 from tests.services import RedisServer, redis_server
 
-pytest_plugins = ["lab.pytest_plugin"]
+pytest_plugins = ["lab.pytest_plugin", "tests.models"]
 
 
 @pytest.fixture(scope="session")

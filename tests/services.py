@@ -188,21 +188,27 @@ def _spawn(name: str, module: str, env: dict[str, str], directory: Path) -> Serv
     log = directory / f"{name}.log"
     stream = log.open("ab")
     process = subprocess.Popen(
-        [str(PYTHON), "-m", module], cwd=ROOT, env={**os.environ, **env},
-        stdout=stream, stderr=subprocess.STDOUT, start_new_session=True,
+        [str(PYTHON), "-m", module],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=stream,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     stream.close()
     return Service(name, process, log)
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str,
-               service: Service | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout_s: float, what: str, service: Service | None = None
+) -> None:
     """Poll ``check`` until it is true; raise naming ``what`` (and the log) if not."""
     deadline = time.monotonic() + timeout_s
     while not check():
         if service is not None and service.process.poll() is not None:
-            raise RuntimeError(f"{service.name} exited while waiting for {what}:\n"
-                               f"{service.tail()}")
+            raise RuntimeError(
+                f"{service.name} exited while waiting for {what}:\n{service.tail()}"
+            )
         if time.monotonic() > deadline:
             log = f":\n{service.tail()}" if service else ""
             raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}{log}")
@@ -210,8 +216,9 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str,
 
 
 @contextmanager
-def controller_service(files: ControllerFiles, redis_url: str, directory: Path,
-                       **env: str) -> Iterator[tuple[Service, str]]:
+def controller_service(
+    files: ControllerFiles, redis_url: str, directory: Path, **env: str
+) -> Iterator[tuple[Service, str]]:
     """Run ``python -m controller`` on a free port; yield it and its URL."""
     import httpx
 
@@ -236,17 +243,33 @@ def write_profile(directory: Path, node_id: str, tier: str) -> Path:
     import yaml
 
     path = directory / f"{node_id}.yaml"
-    path.write_text(yaml.safe_dump({
-        "node_id": node_id, "address": "127.0.0.1", "roles": ["worker"], "ram_gb": 3.8,
-        "cpus": 2, "arch": "x86_64", "tier": tier,
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "node_id": node_id,
+                "address": "127.0.0.1",
+                "roles": ["worker"],
+                "ram_gb": 3.8,
+                "cpus": 2,
+                "arch": "x86_64",
+                "tier": tier,
+            }
+        )
+    )
     return path
 
 
 @contextmanager
-def worker_service(node_id: str, tier: str, files: ControllerFiles, redis_url: str,
-                   api_url: str, models_dir: Path, directory: Path,
-                   **env: str) -> Iterator[Service]:
+def worker_service(
+    node_id: str,
+    tier: str,
+    files: ControllerFiles,
+    redis_url: str,
+    api_url: str,
+    models_dir: Path,
+    directory: Path,
+    **env: str,
+) -> Iterator[Service]:
     """Run ``python -m worker`` for a node; yield it once the registry shows it consuming."""
     import httpx
 

@@ -11,7 +11,6 @@ a worker that shuts down does not count as an attempt.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,9 @@ from celery import Celery, Task
 
 from controller.celery_config import RUN_TASK
 from worker.config import WorkerSettings
-from worker.execution import execute_run
+from worker.execution import execute_run, refused_result
 
-__all__ = ["count_attempt", "hand_back", "refusal", "register_run_task"]
+__all__ = ["count_attempt", "hand_back", "register_run_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,25 +44,6 @@ def hand_back(client: redis.Redis, run_ids: Iterable[str]) -> None:
         logger.info("run %s: handed back to its queue at shutdown", run_id)
 
 
-def refusal(spec: dict[str, Any], node_id: str, kind: str, message: str) -> dict[str, Any]:
-    """Return a failed result for a run that was not executed."""
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return {
-        "run_id": spec.get("run_id"),
-        "node_id": node_id,
-        "runtime": spec.get("runtime"),
-        "model": spec.get("model"),
-        "status": "failed",
-        "error": {"type": kind, "message": message},
-        "output": None,
-        "tokens": {"prompt": 0, "completion": 0},
-        "timings": {},
-        "telemetry": None,
-        "started_at": now,
-        "finished_at": now,
-    }
-
-
 def _command_refusal(spec: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
     if spec.get("runtime") != "command":
         return None
@@ -83,22 +63,24 @@ def register_run_task(app: Celery, settings: WorkerSettings) -> Task:
         spec = {**spec, "run_id": run_id}
         client: redis.Redis = app.backend.client
         node_id = settings.node_id
+
+        def refuse(kind: str, message: str) -> dict[str, Any]:
+            return dict(refused_result(spec, node_id, kind, message))
+
         if client.hget(f"run:{run_id}", "cancelled") == b"1":
-            return refusal(spec, node_id, "Cancelled", "the run was cancelled before it started")
+            return refuse("Cancelled", "the run was cancelled before it started")
         attempts = count_attempt(client, run_id, settings.limits.result_expires_s)
         limit = settings.limits.max_attempts
         if attempts > limit:
             logger.error("run %s: attempt %d of at most %d; failing it", run_id, attempts, limit)
-            return refusal(
-                spec,
-                node_id,
+            return refuse(
                 "WorkerLost",
-                f"the run's worker was lost on each of {limit} attempts; "
-                "it is failed instead of being tried again",
+                f"the run's worker was lost on each of {limit} "
+                "attempts; it is failed instead of being tried again",
             )
         if (refused := _command_refusal(spec, settings.command_allow)) is not None:
-            return refusal(spec, node_id, "CommandNotAllowed", refused)
+            return refuse("CommandNotAllowed", refused)
         logger.info("run %s: attempt %d on %s", run_id, attempts, node_id)
-        return execute_run(spec, models_dir=Path(settings.models_dir), node_id=node_id)
+        return dict(execute_run(spec, models_dir=Path(settings.models_dir), node_id=node_id))
 
     return run
