@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.services import RedisServer, redis_server
+from tests.models import GEMMA_CATALOG_FILE, gemma_model_path  # noqa: F401 - a fixture
+from tests.services import GEMMA, RedisServer, redis_server
 
-pytest_plugins = ["lab.pytest_plugin", "tests.models"]
+pytest_plugins = ["lab.pytest_plugin"]
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +33,13 @@ def redis_client(redis_service: RedisServer) -> Iterator[redis.Redis]:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="session")
+def models_dir(gemma_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A node's models directory: the Gemma file under the catalog's name, with
+    the checksum sidecar a verified pull leaves beside it."""
+    directory = tmp_path_factory.mktemp("models")
+    (directory / GEMMA_CATALOG_FILE).symlink_to(gemma_model_path)
+    (directory / f"{GEMMA_CATALOG_FILE}.sha256").write_text(f"{GEMMA['sha256']}\n")
+    return directory

@@ -26,7 +26,7 @@ __all__ = [
 
 # The names the lab's model catalog gives the model and its file on a node.
 GEMMA_MODEL_NAME = "gemma3-270m"
-GEMMA_CATALOG_FILE = "gemma-3-270m-it-Q4_K_M.gguf"
+GEMMA_CATALOG_FILE = "gemma-3-270m-q4_k_m.gguf"
 
 
 def cache_dir() -> Path:

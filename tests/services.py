@@ -13,6 +13,8 @@ from pathlib import Path
 
 import redis
 
+from tests.models import GEMMA_CATALOG_FILE
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -83,7 +85,7 @@ def _wait_for(server: RedisServer, timeout_s: float = 10.0) -> None:
 # --- the controller's files and service --------------------------------------
 
 GEMMA = {
-    "file": "gemma-3-270m-q4_k_m.gguf",
+    "file": GEMMA_CATALOG_FILE,
     "url": "http://mirror.invalid/models/gemma-3-270m-q4_k_m.gguf",
     "sha256": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     "size_bytes": 253113024,
