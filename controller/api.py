@@ -27,7 +27,7 @@ from controller.auth import Scope as TokenScope
 from controller.catalog import Catalog, load_catalog
 from controller.celery_config import make_celery
 from controller.dispatcher import Dispatcher
-from controller.recovery import LostNodeMonitor
+from controller.recovery import LostNodeMonitor, requeue_abandoned
 from controller.registry import NodeCapabilities, Registry, UnknownNode
 from controller.runs import RunRefused, RunService, UnknownRun
 from controller.schemas import (
@@ -218,10 +218,12 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - the API, listed in
     def register(body: Registration, who: Worker, services: ServicesDep) -> dict[str, Any]:
         """Register (or re-register) the calling worker's node."""
         _own_node(who, body.node_id)
-        draining = services.registry.register(NodeCapabilities(**body.model_dump()))
+        registered = services.registry.register(NodeCapabilities(**body.model_dump()))
+        if registered.abandoned_run:
+            requeue_abandoned(services.redis, body.node_id, registered.abandoned_run)
         return {
             "node_id": body.node_id,
-            "draining": draining,
+            "draining": registered.draining,
             "heartbeat_interval_s": services.registry.policy.interval_s,
         }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.models import GEMMA_CATALOG_FILE, gemma_model_path  # noqa: F401 - a fixture
+from tests.models import GEMMA_CATALOG_FILE, gemma_model
 from tests.services import GEMMA, RedisServer, redis_server
 
 pytest_plugins = ["lab.pytest_plugin"]
@@ -33,6 +33,12 @@ def redis_client(redis_service: RedisServer) -> Iterator[redis.Redis]:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="session")
+def gemma_model_path() -> Path:
+    """The Gemma 3 270M GGUF file, assembled once and verified by sha256."""
+    return gemma_model()
 
 
 @pytest.fixture(scope="session")

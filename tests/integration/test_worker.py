@@ -21,8 +21,7 @@ pytestmark = pytest.mark.slow
 def lab(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Cluster]:
     """A controller with a micro, a small and a medium worker."""
     with cluster(tmp_path_factory.mktemp("cluster"), models_dir) as running:
-        for node_id, tier in (("w-micro", "micro"), ("w-small", "small"),
-                              ("w-medium", "medium")):
+        for node_id, tier in (("w-micro", "micro"), ("w-small", "small"), ("w-medium", "medium")):
             running.start_worker(node_id, tier)
         yield running
 
@@ -33,8 +32,9 @@ def test_workers_register_their_capabilities(lab: Cluster) -> None:
     assert node["state"] == "ready"
     assert node["queues"] == ["research-small", "research-micro", "research-any"]
     assert node["consuming"] == ["research-small", "research-micro", "research-any"]
-    assert node["models"] == {"gemma3-270m": lab.files.worker_token and node["models"][
-        "gemma3-270m"]}
+    assert node["models"] == {
+        "gemma3-270m": lab.files.worker_token and node["models"]["gemma3-270m"]
+    }
     assert len(node["models"]["gemma3-270m"]) == 64
     assert node["cpus"] >= 1 and node["ram_gb"] > 0
 
@@ -118,8 +118,12 @@ def test_drained_worker_finishes_its_run_and_takes_no_more(lab: Cluster) -> None
     refused = client.explain(runtime="noop", ram_gb=10)
     assert refused["refused"] and "draining (w-medium)" in refused["reason"]
     app = make_celery(lab.redis.url, RunLimits())
-    app.send_task(RUN_TASK, args=[{"runtime": "noop", "params": {}}], queue="research-medium",
-                  task_id="00000000-0000-0000-0000-00000000d0d0")
+    app.send_task(
+        RUN_TASK,
+        args=[{"runtime": "noop", "params": {}}],
+        queue="research-medium",
+        task_id="00000000-0000-0000-0000-00000000d0d0",
+    )
     time.sleep(2)
     assert lab.redis_client().llen("research-medium") == 1
     operator.undrain("w-medium")
@@ -128,8 +132,11 @@ def test_drained_worker_finishes_its_run_and_takes_no_more(lab: Cluster) -> None
         time.sleep(0.2)
     assert lab.redis_client().llen("research-medium") == 0
     expected = ["research-medium", "research-small", "research-micro", "research-any"]
-    wait_until(lambda: lab.node("w-medium")["consuming"] == expected, 10,
-               "w-medium to consume its queues again")
+    wait_until(
+        lambda: lab.node("w-medium")["consuming"] == expected,
+        10,
+        "w-medium to consume its queues again",
+    )
 
 
 def test_queues_are_read_in_tier_order(lab: Cluster) -> None:
@@ -143,14 +150,19 @@ def test_queues_are_read_in_tier_order(lab: Cluster) -> None:
     ids = []
     for queue in ["research-micro"] * 4 + ["research-small"] * 4:
         task_id = f"00000000-0000-0000-0000-{len(ids):012d}"
-        app.send_task(RUN_TASK, args=[{"runtime": "noop", "params": {"echo": queue}}],
-                      queue=queue, task_id=task_id)
+        app.send_task(
+            RUN_TASK,
+            args=[{"runtime": "noop", "params": {"echo": queue}}],
+            queue=queue,
+            task_id=task_id,
+        )
         ids.append(task_id)
     operator.undrain("w-small")
     backend = lab.redis_client()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not all(
-            backend.exists(f"celery-task-meta-{i}") for i in ids):
+        backend.exists(f"celery-task-meta-{i}") for i in ids
+    ):
         time.sleep(0.2)
     finished = [json.loads(backend.get(f"celery-task-meta-{i}"))["result"] for i in ids]
     order = [r["output"] for r in sorted(finished, key=lambda r: r["started_at"])]
