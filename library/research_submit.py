@@ -73,6 +73,8 @@ author:
 """
 
 EXAMPLES = r"""
+# On the control node, run it with the Python that runs Ansible:
+#   vars: {ansible_python_interpreter: "{{ ansible_playbook_python }}"}
 - name: Ask Gemma for a haiku and keep the result
   research_submit:
     model: gemma3-270m
