@@ -26,6 +26,7 @@ def free_port() -> int:
 class RedisServer:
     port: int
     directory: Path
+    command: list[str]
     process: subprocess.Popen[bytes]
 
     @property
@@ -35,10 +36,21 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port)
 
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash or power loss would."""
+        self.process.kill()
+        self.process.wait()
+
+    def start(self) -> None:
+        """Start the server again on the same port and directory."""
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
+        _wait_for(self)
+
 
 @contextmanager
 def redis_server(directory: Path, *options: str) -> Iterator[RedisServer]:
-    """Run redis-server on a free loopback port with ``options``; stop it after."""
+    """Run redis-server on a free loopback port with ``options`` (after defaults
+    without persistence); stop it after."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError(
@@ -60,14 +72,15 @@ def redis_server(directory: Path, *options: str) -> Iterator[RedisServer]:
         "no",
         *options,
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    server = RedisServer(port, directory, process)
+    server = RedisServer(
+        port, directory, command, subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    )
     try:
         _wait_for(server)
         yield server
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.process.terminate()
+        server.process.wait(timeout=10)
 
 
 def _wait_for(server: RedisServer, timeout_s: float = 10.0) -> None:
@@ -270,9 +283,11 @@ def worker_service(
     api_url: str,
     models_dir: Path,
     directory: Path,
+    module: str = "worker",
     **env: str,
 ) -> Iterator[Service]:
-    """Run ``python -m worker`` for a node; yield it once the registry shows it consuming."""
+    """Run ``python -m worker`` (or ``module``) for a node; yield it once the
+    registry shows it consuming."""
     import httpx
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -286,7 +301,7 @@ def worker_service(
         "RESEARCH_HEARTBEAT_INTERVAL_S": "1",
         **env,
     }
-    service = _spawn(node_id, "worker", worker_env, directory)
+    service = _spawn(node_id, module, worker_env, directory)
     operator = {"Authorization": f"Bearer {files.tokens['operator']}"}
 
     def consuming() -> bool:

@@ -111,7 +111,15 @@ class HeartbeatLoop(threading.Thread):
             self.last_seen_run = run_id or self.last_seen_run
             due = time.monotonic() - self._last_beat >= self.interval_s
             if due or run_id != self._last_run:
-                self.beat(run_id)
+                self.beat_safely(run_id)
+
+    def beat_safely(self, run_id: str | None) -> None:
+        """Beat, and never let a failure end the loop: a broker or controller
+        outage must not silence the node after it is over."""
+        try:
+            self.beat(run_id)
+        except Exception:
+            logger.exception("node %s: heartbeat failed; retrying next interval", self.node_id)
 
     def beat(self, run_id: str | None) -> None:
         """Register if needed, send one heartbeat and apply the drain answer."""

@@ -48,8 +48,10 @@ class Cluster:
     def redis_client(self) -> redis.Redis:
         return self.redis.client()
 
-    def start_worker(self, node_id: str, tier: str, **env: str) -> Service:
-        """Start a worker and return once the registry shows it consuming."""
+    def start_worker(self, node_id: str, tier: str, module: str = "worker",
+                     **env: str) -> Service:
+        """Start a worker (``python -m module``) and return once the registry
+        shows it consuming."""
         service = self.stack.enter_context(
             worker_service(
                 node_id,
@@ -59,7 +61,8 @@ class Cluster:
                 self.api_url,
                 self.models_dir,
                 self.directory / node_id,
-                **{**FAST_HEALTH, "RESEARCH_HEARTBEAT_INTERVAL_S": "0.5", **env},
+                module,
+                **{**FAST_HEALTH, **env},
             )
         )
         self.workers[node_id] = service
@@ -84,6 +87,10 @@ class Cluster:
             f"run {run_id} to start on {node_id}",
             self.workers.get(node_id),
         )
+
+    def worker_pid(self, node_id: str) -> int:
+        """Return the pid of the worker's main process, as the OS sees it now."""
+        return psutil.Process(self.workers[node_id].process.pid).pid
 
     def pool_child(self, node_id: str) -> psutil.Process:
         """Return the worker's pool process (the one that executes runs)."""
