@@ -32,9 +32,11 @@ from controller.registry import NodeCapabilities, Registry, UnknownNode
 from controller.runs import RunRefused, RunService, UnknownRun
 from controller.schemas import (
     DrainRequest,
+    ErrorBody,
     Heartbeat,
     NodeName,
     Registration,
+    RevokeNode,
     RevokeRequest,
     RunRequest,
 )
@@ -43,6 +45,15 @@ from controller.settings import ControllerSettings
 __all__ = ["Services", "create_app"]
 
 logger = logging.getLogger(__name__)
+ERRORS = {
+    401: "missing, unknown or revoked token",
+    403: "the token's scope may not do this",
+    404: "no such node or run",
+    409: "no available node can serve the run; the decision says why",
+    413: "request body too large",
+    422: "invalid request; problems name each field",
+    503: "the controller's Redis is unavailable",
+}
 RunId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
 NodeId = Annotated[NodeName, Path()]
 
@@ -135,6 +146,9 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         description="Capability registry and run submission of the inference cluster.",
+        responses={
+            code: {"model": ErrorBody, "description": text} for code, text in ERRORS.items()
+        },
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _install_error_handlers(app)
@@ -287,10 +301,10 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - the API, listed in
     @app.post("/v1/tokens/revoke", tags=["operations"])
     def revoke(body: RevokeRequest, who: Operator, services: ServicesDep) -> dict[str, Any]:
         """Revoke a worker's token (by node) or any token (by fingerprint)."""
-        if body.node_id is not None:
+        if isinstance(body, RevokeNode):
             digest = services.tokens.revoke_worker(body.node_id, who.name)
         else:
-            digest = str(body.fingerprint)
+            digest = body.fingerprint
             services.tokens.revoke(digest, who.name)
         return {"revoked": digest}
 

@@ -6,15 +6,18 @@ than silently ignored.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 __all__ = [
     "DrainRequest",
+    "ErrorBody",
     "Heartbeat",
     "NodeName",
     "Registration",
+    "RevokeFingerprint",
+    "RevokeNode",
     "RevokeRequest",
     "RunRequest",
 ]
@@ -28,6 +31,21 @@ Prompt = Annotated[str, StringConstraints(min_length=1, max_length=32_768)]
 Argument = Annotated[str, StringConstraints(max_length=4096)]
 
 RUNTIMES = ("llama_cpp", "command", "noop")
+# A mapping with constrained keys: say in the schema that no other key is valid.
+_ONLY_PATTERN_KEYS: dict[str, Any] = {"additionalProperties": False}
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    reason: str
+    problems: list[dict[str, str]] | None = None
+    decision: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers: ``{"error": {"status", "reason", ...}}``."""
+
+    error: ErrorDetail
 
 
 class _Body(BaseModel):
@@ -45,7 +63,9 @@ class Registration(_Body):
     arch: Annotated[str, StringConstraints(min_length=1, max_length=32)]
     gpu: bool = False
     gpu_memory_gb: float = Field(0.0, ge=0, le=65_536)
-    models: dict[ModelName, Sha256] = Field(default_factory=dict, max_length=1000)
+    models: dict[ModelName, Sha256] = Field(
+        default_factory=dict, max_length=1000, json_schema_extra=_ONLY_PATTERN_KEYS
+    )
     version: Annotated[str, StringConstraints(max_length=64)] = ""
     address: Annotated[str, StringConstraints(max_length=253)] = ""
     hostname: Annotated[str, StringConstraints(max_length=253)] = ""
@@ -63,17 +83,19 @@ class DrainRequest(_Body):
     reason: ShortText
 
 
-class RevokeRequest(_Body):
-    """Revoke a worker's token by node, or any token by its SHA-256 fingerprint."""
+class RevokeNode(_Body):
+    """Revoke the token of a worker's node."""
 
-    node_id: NodeName | None = None
-    fingerprint: Sha256 | None = None
+    node_id: NodeName
 
-    @model_validator(mode="after")
-    def one_target(self) -> RevokeRequest:
-        if (self.node_id is None) == (self.fingerprint is None):
-            raise ValueError("give exactly one of node_id or fingerprint")
-        return self
+
+class RevokeFingerprint(_Body):
+    """Revoke any token by its SHA-256 fingerprint."""
+
+    fingerprint: Sha256
+
+
+RevokeRequest = RevokeNode | RevokeFingerprint
 
 
 class RunRequest(_Body):
@@ -99,7 +121,7 @@ class RunRequest(_Body):
     labels: dict[
         Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,31}$")],
         Annotated[str, StringConstraints(max_length=200)],
-    ] = Field(default_factory=dict, max_length=32)
+    ] = Field(default_factory=dict, max_length=32, json_schema_extra=_ONLY_PATTERN_KEYS)
 
     @model_validator(mode="after")
     def consistent(self) -> RunRequest:

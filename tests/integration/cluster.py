@@ -48,8 +48,7 @@ class Cluster:
     def redis_client(self) -> redis.Redis:
         return self.redis.client()
 
-    def start_worker(self, node_id: str, tier: str, module: str = "worker",
-                     **env: str) -> Service:
+    def start_worker(self, node_id: str, tier: str, module: str = "worker", **env: str) -> Service:
         """Start a worker (``python -m module``) and return once the registry
         shows it consuming."""
         service = self.stack.enter_context(

@@ -21,8 +21,9 @@ RUNS, KILLS = 8, 4
 
 @pytest.fixture
 def lab(tmp_path: Path, models_dir: Path) -> Iterator[Cluster]:
-    with cluster(tmp_path, models_dir, ("--appendonly", "yes", "--appendfsync",
-                                        "everysec")) as running:
+    with cluster(
+        tmp_path, models_dir, ("--appendonly", "yes", "--appendfsync", "everysec")
+    ) as running:
         yield running
 
 
@@ -45,8 +46,9 @@ def run_with_kills(lab: Cluster, node_id: str) -> tuple[int, int, int]:
     client = lab.client()
     runs = [client.submit(runtime="noop", sleep_s=1.0).run_id for _ in range(RUNS)]
     killer: list[str] = []
-    thread = threading.Thread(target=lambda: killer.extend(kill_pool_children(
-        lab, node_id, KILLS)))
+    thread = threading.Thread(
+        target=lambda: killer.extend(kill_pool_children(lab, node_id, KILLS))
+    )
     thread.start()
     finals = [client.wait(run_id, timeout_s=180) for run_id in runs]
     thread.join()
@@ -69,8 +71,12 @@ def test_killed_pool_processes_lose_no_run(lab: Cluster) -> None:
 
 def test_control_without_reject_on_worker_lost_loses_runs(lab: Cluster) -> None:
     """Control: with task_reject_on_worker_lost off, the same kills lose runs."""
-    lab.start_worker("w-1", "micro", module="tests.integration.control_worker",
-                     CONTROL_OFF="reject_on_worker_lost")
+    lab.start_worker(
+        "w-1",
+        "micro",
+        module="tests.integration.control_worker",
+        CONTROL_OFF="reject_on_worker_lost",
+    )
     lost, starts, kills = run_with_kills(lab, "w-1")
     print(f"control: {RUNS} runs, {kills} kills, {lost} lost, {starts - RUNS} duplicate starts")
     assert kills == KILLS and lost >= 1
@@ -82,8 +88,9 @@ def queue_noops(lab: Cluster, count: int) -> list[str]:
     spec = {"runtime": "noop", "params": {}, "telemetry": {"enabled": False}}
     with app.producer_or_acquire() as producer:
         for run_id in ids:
-            app.send_task(RUN_TASK, args=[spec], task_id=run_id, queue="research-any",
-                          producer=producer)
+            app.send_task(
+                RUN_TASK, args=[spec], task_id=run_id, queue="research-any", producer=producer
+            )
     return ids
 
 
@@ -114,14 +121,16 @@ def test_redis_killed_loses_no_queued_run_and_workers_resume(lab: Cluster) -> No
         time.sleep(1)
     finished = sum(
         json.loads(backend.get(f"celery-task-meta-{r}") or "{}").get("status") == "SUCCESS"
-        for r in ids)
+        for r in ids
+    )
     print(f"finished after the restart: {finished} of 1000")
     assert finished == 1000
     assert lab.worker_pid("w-1") == lab.workers["w-1"].process.pid
 
 
-def test_control_redis_without_persistence_loses_the_queue(tmp_path: Path,
-                                                           models_dir: Path) -> None:
+def test_control_redis_without_persistence_loses_the_queue(
+    tmp_path: Path, models_dir: Path
+) -> None:
     """Control: without AOF, SIGKILL of Redis loses every queued run."""
     with cluster(tmp_path, models_dir) as bare:
         queue_noops(bare, 1000)
@@ -139,12 +148,24 @@ def test_pickle_message_is_rejected_not_executed(lab: Cluster, tmp_path: Path) -
     app = make_celery(lab.redis.url, RunLimits())
     app.conf.accept_content = ["json", "pickle"]
     spec = {"runtime": "command", "params": {"argv": ["/usr/bin/touch", str(marker)]}}
-    app.send_task(RUN_TASK, args=[spec], queue="research-any", serializer="pickle",
-                  task_id="00000000-0000-0000-0000-0000000000aa")
-    raw = {"body": "not json at all", "content-type": "application/x-evil",
-           "content-encoding": "utf-8", "headers": {}, "properties": {
-               "delivery_tag": "t", "body_encoding": "utf-8",
-               "delivery_info": {"exchange": "research", "routing_key": "research-any"}}}
+    app.send_task(
+        RUN_TASK,
+        args=[spec],
+        queue="research-any",
+        serializer="pickle",
+        task_id="00000000-0000-0000-0000-0000000000aa",
+    )
+    raw = {
+        "body": "not json at all",
+        "content-type": "application/x-evil",
+        "content-encoding": "utf-8",
+        "headers": {},
+        "properties": {
+            "delivery_tag": "t",
+            "body_encoding": "utf-8",
+            "delivery_info": {"exchange": "research", "routing_key": "research-any"},
+        },
+    }
     lab.redis_client().lpush("research-any", json.dumps(raw))
     deadline = time.monotonic() + 10
     while lab.redis_client().llen("research-any") and time.monotonic() < deadline:
@@ -153,8 +174,7 @@ def test_pickle_message_is_rejected_not_executed(lab: Cluster, tmp_path: Path) -
     log = lab.workers["w-1"].log.read_text()
     assert not marker.exists()
     assert "ContentDisallowed" in log or "Refusing to deserialize" in log
-    assert lab.redis_client().get(
-        "celery-task-meta-00000000-0000-0000-0000-0000000000aa") is None
+    assert lab.redis_client().get("celery-task-meta-00000000-0000-0000-0000-0000000000aa") is None
 
 
 def test_run_over_its_time_limit_is_stopped_once(lab: Cluster) -> None:
