@@ -13,8 +13,8 @@ import sys
 
 os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
 
-from worker.app import make_worker_app, worker_argv  # noqa: E402
-from worker.config import WorkerSettings  # noqa: E402
+from worker.app import make_worker_app, worker_argv
+from worker.config import WorkerSettings
 
 SETTINGS_OFF = {
     "reject_on_worker_lost": {"task_reject_on_worker_lost": False},

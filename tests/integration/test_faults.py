@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from controller.celery_config import RUN_TASK, RunLimits, make_celery
