@@ -18,7 +18,8 @@ from typing import Annotated, Any
 import redis
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller import __version__
@@ -27,6 +28,7 @@ from controller.auth import Scope as TokenScope
 from controller.catalog import Catalog, load_catalog
 from controller.celery_config import make_celery
 from controller.dispatcher import Dispatcher
+from controller.metrics import ClusterCollector
 from controller.recovery import LostNodeMonitor, requeue_abandoned
 from controller.registry import NodeCapabilities, Registry, UnknownNode
 from controller.runs import RunRefused, RunService, UnknownRun
@@ -338,6 +340,13 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - the API, listed in
             return services.runs.cancel(run_id, who)
         except UnknownRun:
             raise _fail(404, f"no run {run_id!r} (never submitted, or expired)") from None
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def metrics(who: Anyone, services: ServicesDep) -> PlainTextResponse:
+        """Prometheus metrics of nodes, queues and runs."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(ClusterCollector(services.registry))
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/queues", tags=["runs"])
     def queues(who: Anyone, services: ServicesDep) -> dict[str, Any]:

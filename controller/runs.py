@@ -23,6 +23,8 @@ from controller.auth import Identity
 from controller.catalog import Catalog
 from controller.celery_config import RUN_TASK, RunLimits
 from controller.dispatcher import Decision, Dispatcher
+from controller.metrics import record_event
+from controller.queues import queue_figures
 from controller.registry import text
 from controller.schemas import RunRequest
 from controller.tiers import tier_model
@@ -117,6 +119,7 @@ class RunService:
             time_limit=time_limit,
             soft_time_limit=max(1, time_limit - 5),
         )
+        record_event(self.redis, "submitted", decision.queue)
         logger.info("run %s: queued on %s for %s", run_id, decision.queue, by.name)
         return Submitted(run_id, decision.queue, decision)
 
@@ -192,27 +195,10 @@ class RunService:
 
     def queues(self) -> list[dict[str, Any]]:
         """Return each queue's depth and how long its oldest run has waited."""
-        names = tier_model().queues
-        pipe = self.redis.pipeline(transaction=False)
-        for name in names:
-            pipe.llen(name)
-            pipe.lindex(name, -1)
-        replies = pipe.execute()
-        now = time.time()
         return [
-            {"queue": name, "depth": depth, "oldest_wait_s": self._wait_of(oldest, now)}
-            for name, depth, oldest in zip(names, replies[::2], replies[1::2], strict=True)
+            {"queue": name, "depth": depth, "oldest_wait_s": wait}
+            for name, depth, wait in queue_figures(self.redis, tier_model().queues)
         ]
-
-    def _wait_of(self, message: bytes | None, now: float) -> float | None:
-        if not message:
-            return None
-        try:
-            run_id = json.loads(message)["headers"]["id"]
-        except (ValueError, KeyError, TypeError):
-            return None
-        submitted = self.redis.hget(f"run:{run_id}", "submitted_at")
-        return round(now - float(submitted), 3) if submitted else None
 
     def _record(self, run_id: str) -> dict[str, str]:
         raw = self.redis.hgetall(f"run:{run_id}")

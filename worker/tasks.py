@@ -11,6 +11,7 @@ a worker that shuts down does not count as an attempt.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import redis
 from celery import Celery, Task
 
 from controller.celery_config import RUN_TASK
+from controller.metrics import observe, record_event, record_summary
 from worker.config import WorkerSettings
 from worker.execution import execute_run, refused_result
 
@@ -44,6 +46,25 @@ def hand_back(client: redis.Redis, run_ids: Iterable[str]) -> None:
         logger.info("run %s: handed back to its queue at shutdown", run_id)
 
 
+def account_start(client: redis.Redis, run_id: str, queue: str) -> None:
+    """Count a run's start and how long it waited since submission."""
+    record_event(client, "started", queue)
+    submitted = client.hget(f"run:{run_id}", "submitted_at")
+    if submitted:
+        observe(client, "wait", queue, max(0.0, time.time() - float(submitted)))
+
+
+def account_finish(client: redis.Redis, node_id: str, queue: str, result: dict[str, Any]) -> None:
+    """Count a run's end, its duration, and keep its telemetry summary."""
+    record_event(client, "succeeded" if result["status"] == "succeeded" else "failed", queue)
+    timings = result.get("timings") or {}
+    if timings.get("total_s") is not None:
+        observe(client, "duration", queue, float(timings["total_s"]))
+    summary = dict((result.get("telemetry") or {}).get("summary") or {})
+    summary["tokens_per_s"] = timings.get("tokens_per_s")
+    record_summary(client, node_id, summary)
+
+
 def _command_refusal(spec: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
     if spec.get("runtime") != "command":
         return None
@@ -62,25 +83,33 @@ def register_run_task(app: Celery, settings: WorkerSettings) -> Task:
         run_id = str(task.request.id)
         spec = {**spec, "run_id": run_id}
         client: redis.Redis = app.backend.client
-        node_id = settings.node_id
-
-        def refuse(kind: str, message: str) -> dict[str, Any]:
-            return dict(refused_result(spec, node_id, kind, message))
-
+        queue = str((task.request.delivery_info or {}).get("routing_key") or "unknown")
         if client.hget(f"run:{run_id}", "cancelled") == b"1":
-            return refuse("Cancelled", "the run was cancelled before it started")
+            return refused(spec, "Cancelled", "the run was cancelled before it started")
         attempts = count_attempt(client, run_id, settings.limits.result_expires_s)
-        limit = settings.limits.max_attempts
+        account_start(client, run_id, queue)
+        result = execute(spec, attempts)
+        account_finish(client, settings.node_id, queue, result)
+        return result
+
+    def refused(spec: dict[str, Any], kind: str, message: str) -> dict[str, Any]:
+        return dict(refused_result(spec, settings.node_id, kind, message))
+
+    def execute(spec: dict[str, Any], attempts: int) -> dict[str, Any]:
+        run_id, limit = spec["run_id"], settings.limits.max_attempts
         if attempts > limit:
             logger.error("run %s: attempt %d of at most %d; failing it", run_id, attempts, limit)
-            return refuse(
+            return refused(
+                spec,
                 "WorkerLost",
                 f"the run's worker was lost on each of {limit} "
                 "attempts; it is failed instead of being tried again",
             )
-        if (refused := _command_refusal(spec, settings.command_allow)) is not None:
-            return refuse("CommandNotAllowed", refused)
-        logger.info("run %s: attempt %d on %s", run_id, attempts, node_id)
-        return dict(execute_run(spec, models_dir=Path(settings.models_dir), node_id=node_id))
+        if (refusal := _command_refusal(spec, settings.command_allow)) is not None:
+            return refused(spec, "CommandNotAllowed", refusal)
+        logger.info("run %s: attempt %d on %s", run_id, attempts, settings.node_id)
+        return dict(
+            execute_run(spec, models_dir=Path(settings.models_dir), node_id=settings.node_id)
+        )
 
     return run
