@@ -26,17 +26,18 @@ __all__ = ["Decision", "Dispatcher", "QueueCheck"]
 # Classifies the nodes that consume a queue (and hold a model). Stops at the
 # first available node unless asked to explain, so a decision stays cheap
 # with thousands of nodes per queue.
-# KEYS: members set(s) (1 or 2), then heartbeats, draining, unhealthy
+# KEYS: members set(s) (1 or 2), then heartbeats, draining, unhealthy, busy
+# (``busy`` is a count among the available nodes, not a class of its own.)
 # ARGV: fresh_after, lost_before, explain ('1'/'0'), examples per class, n member keys
 _CLASSIFY = """
 local n = tonumber(ARGV[5])
 local member_keys = {}
 for i = 1, n do member_keys[i] = KEYS[i] end
-local beats, draining, unhealthy = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3]
+local beats, draining, unhealthy, busy = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4]
 local fresh_after, lost_before = tonumber(ARGV[1]), tonumber(ARGV[2])
 local explain, limit = ARGV[3] == '1', tonumber(ARGV[4])
 local ids = redis.call('SINTER', unpack(member_keys))
-local counts = {available = 0, draining = 0, stale = 0, lost = 0, unhealthy = 0}
+local counts = {available = 0, draining = 0, stale = 0, lost = 0, unhealthy = 0, busy = 0}
 local examples = {available = {}, draining = {}, stale = {}, lost = {}, unhealthy = {}}
 for _, id in ipairs(ids) do
   local beat = tonumber(redis.call('ZSCORE', beats, id) or '0')
@@ -49,6 +50,9 @@ for _, id in ipairs(ids) do
   counts[class] = counts[class] + 1
   if #examples[class] < limit then table.insert(examples[class], id) end
   if class == 'available' and not explain then break end
+  if class == 'available' and redis.call('SISMEMBER', busy, id) == 1 then
+    counts.busy = counts.busy + 1
+  end
 end
 return cjson.encode({total = #ids, counts = counts, examples = examples})
 """
@@ -185,6 +189,14 @@ class Dispatcher:
                 return Decision(tier.queue, check.reason, tuple(checks), entry, ram_gb)
         return Decision(None, self._refusal(checks, entry, ram_gb), tuple(checks), entry, ram_gb)
 
+    def check_queue(
+        self, queue: str, model: str | None = None, now: float | None = None
+    ) -> QueueCheck:
+        """Return what the nodes reading ``queue`` (holding ``model``) are now,
+        classifying every one of them."""
+        entry = self.catalog.get(model) if model else None
+        return self._check(queue, entry, True, time.time() if now is None else now, "")
+
     def _check(
         self, queue: str, entry: ModelEntry | None, explain: bool, now: float, why: str
     ) -> QueueCheck:
@@ -194,7 +206,10 @@ class Dispatcher:
         policy = self.registry.policy
         found = _decode(
             self._classify(
-                keys=[*keys, PREFIX + "heartbeats", PREFIX + "draining", PREFIX + "unhealthy"],
+                keys=[
+                    *keys,
+                    *(PREFIX + k for k in ("heartbeats", "draining", "unhealthy", "busy")),
+                ],
                 args=[
                     now - policy.ttl_s,
                     now - policy.ttl_s - policy.grace_s,

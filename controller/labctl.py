@@ -74,8 +74,16 @@ def _note(node: dict[str, Any]) -> str:
 
 
 def show_queues(queues: list[dict[str, Any]]) -> str:
-    rows = [(q["queue"], q["depth"], _age(q["oldest_wait_s"])) for q in queues]
-    return table(["QUEUE", "DEPTH", "OLDEST WAIT"], rows)
+    rows = [
+        (
+            q["queue"],
+            q["depth"],
+            _age(q["oldest_wait_s"]),
+            f"{q['pending']['code']}: {q['pending']['text']}" if q.get("pending") else "",
+        )
+        for q in queues
+    ]
+    return table(["QUEUE", "DEPTH", "OLDEST WAIT", "WHY WAITING"], rows)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -117,9 +125,17 @@ def run(args: argparse.Namespace) -> tuple[Any, str]:
         )
         return node, f"{node['node_id']}: {node['state']}"
     status = client.status(args.run_id) if args.command == "run" else client.cancel(args.run_id)
-    return status, describe_result(status) if status["state"] in ("succeeded", "failed") else (
-        f"run {status['run_id']}: {status['state']} on {status['queue']}"
-    )
+    return status, describe_run(status)
+
+
+def describe_run(status: dict[str, Any]) -> str:
+    """Return a run's state; a finished run's result; a waiting run's reason."""
+    if status["state"] in ("succeeded", "failed"):
+        return describe_result(status)
+    line = f"run {status['run_id']}: {status['state']} on {status['queue']}"
+    if status.get("pending"):
+        line += f"\nwaiting: {status['pending']['code']}: {status['pending']['text']}"
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ Keys (``registry:`` prefix):
 - ``heartbeats``: sorted set, node id scored by its last heartbeat time;
 - ``queue:<queue>`` and ``model:<name>``: sets of the nodes consuming a queue
   and holding a model, so the dispatcher never scans the whole fleet;
-- ``draining`` and ``unhealthy``: sets of node ids;
+- ``draining``, ``unhealthy`` and ``busy``: sets of node ids;
 - ``lost``: sorted set of nodes already handled as lost.
 """
 
@@ -187,10 +187,11 @@ redis.call('ZREM', lost, id)
 -- reported before is one its previous life left unfinished.
 local previous = redis.call('HGET', node, 'run_id') or ''
 redis.call('HSET', node, 'run_id', '')
+redis.call('SREM', prefix..'busy', id)
 return {redis.call('HGET', node, 'draining') or '0', previous}
 """
 
-# KEYS: node hash, heartbeats, unhealthy, lost
+# KEYS: node hash, heartbeats, unhealthy, lost, busy
 # ARGV: id, now, run id ('' for none), consuming JSON, problems JSON
 _HEARTBEAT = """
 local node, beats, unhealthy, lost = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -206,6 +207,11 @@ if ARGV[5] == '[]' then
   redis.call('SREM', unhealthy, id)
 else
   redis.call('SADD', unhealthy, id)
+end
+if ARGV[3] == '' then
+  redis.call('SREM', KEYS[5], id)
+else
+  redis.call('SADD', KEYS[5], id)
 end
 return {redis.call('HGET', node, 'draining') or '0', redis.call('HGET', node, 'drain') or ''}
 """
@@ -239,6 +245,7 @@ redis.call('SREM', KEYS[3], id)
 redis.call('SREM', KEYS[4], id)
 redis.call('ZREM', KEYS[5], id)
 redis.call('SREM', prefix..'nodes', id)
+redis.call('SREM', prefix..'busy', id)
 return 1
 """
 
@@ -315,7 +322,7 @@ class Registry:
         draining). Raise UnknownNode if the node must register first."""
         node, beats, _, unhealthy, lost = self._node_keys(node_id)
         reply = self._heartbeat(
-            keys=[node, beats, unhealthy, lost],
+            keys=[node, beats, unhealthy, lost, self.key("busy")],
             args=[
                 node_id,
                 now or time.time(),

@@ -24,6 +24,7 @@ from controller.catalog import Catalog
 from controller.celery_config import RUN_TASK, RunLimits
 from controller.dispatcher import Decision, Dispatcher
 from controller.metrics import record_event
+from controller.pending import pending_reason
 from controller.queues import queue_figures
 from controller.registry import text
 from controller.schemas import RunRequest
@@ -178,8 +179,12 @@ class RunService:
         elif state == "failed":
             status["error"] = _error_of(result)
         elif state == "queued":
-            status["queue_depth"] = self.redis.llen(record["queue"])
+            depth = int(self.redis.llen(record["queue"]))
+            status["queue_depth"] = depth
             status["waiting_s"] = round(time.time() - status["submitted_at"], 3)
+            status["pending"] = pending_reason(
+                self.dispatcher, record["queue"], depth, status["model"]
+            )
         return status
 
     def cancel(self, run_id: str, by: Identity) -> dict[str, Any]:
@@ -196,7 +201,12 @@ class RunService:
     def queues(self) -> list[dict[str, Any]]:
         """Return each queue's depth and how long its oldest run has waited."""
         return [
-            {"queue": name, "depth": depth, "oldest_wait_s": wait}
+            {
+                "queue": name,
+                "depth": depth,
+                "oldest_wait_s": wait,
+                "pending": pending_reason(self.dispatcher, name, depth) if depth else None,
+            }
             for name, depth, wait in queue_figures(self.redis, tier_model().queues)
         ]
 

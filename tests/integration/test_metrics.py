@@ -23,8 +23,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[
 
 
 def scrape(lab: Cluster) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    reply = httpx.get(f"{lab.api_url}/metrics",
-                      headers={"Authorization": f"Bearer {lab.files.tokens['operator']}"})
+    reply = httpx.get(
+        f"{lab.api_url}/metrics",
+        headers={"Authorization": f"Bearer {lab.files.tokens['operator']}"},
+    )
     assert reply.status_code == 200, reply.text
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -49,8 +51,7 @@ def test_runs_nodes_and_queues_are_counted(lab: Cluster) -> None:
     micro = (("queue", "research-micro"),)
 
     def counted() -> bool:
-        return scrape(lab).get(("research_runs_total", (("event", "failed"),
-                                                        *micro)), 0) >= 1
+        return scrape(lab).get(("research_runs_total", (("event", "failed"), *micro)), 0) >= 1
 
     wait_until(counted, 10, "the failed run to be counted")
     metrics = scrape(lab)
