@@ -332,23 +332,28 @@ def test_unknown_run_and_node_are_404(api: TestClient, files: ControllerFiles) -
     assert beat.status_code == 404 and "register first" in beat.json()["error"]["reason"]
 
 
-def test_queued_run_says_why_it_waits(api: TestClient, files: ControllerFiles,
-                                      registered: str) -> None:
+def test_queued_run_says_why_it_waits(
+    api: TestClient, files: ControllerFiles, registered: str
+) -> None:
     """A queued run's status gives a pending reason that follows the node's state."""
     researcher, worker = auth(files.tokens["researcher"]), as_worker(files)
     run_id = api.post("/v1/runs", json=RUN, headers=researcher).json()["run_id"]
 
     def pending() -> dict[str, str]:
         reason: dict[str, str] = api.get(f"/v1/runs/{run_id}", headers=researcher).json()[
-            "pending"]
+            "pending"
+        ]
         return reason
 
     assert pending()["code"] == "Starting"
     api.post("/v1/nodes/lab-micro-1/heartbeat", json={"run_id": "another"}, headers=worker)
-    assert pending() == {"code": "Resources",
-                         "text": "all 1 available nodes reading research-micro are busy"}
-    api.post("/v1/nodes/lab-micro-1/drain", json={"reason": "x"},
-             headers=auth(files.tokens["operator"]))
+    assert pending() == {
+        "code": "Resources",
+        "text": "all 1 available nodes reading research-micro are busy",
+    }
+    api.post(
+        "/v1/nodes/lab-micro-1/drain", json={"reason": "x"}, headers=auth(files.tokens["operator"])
+    )
     assert pending()["code"] == "Unavailable"
     assert "draining (lab-micro-1)" in pending()["text"]
     queues = api.get("/v1/queues", headers=researcher).json()["queues"]
