@@ -14,10 +14,11 @@ from pathlib import Path
 from controller.celery_config import ConfigError, RunLimits
 from controller.registry import HealthPolicy
 
-__all__ = ["ControllerSettings"]
+__all__ = ["ControllerSettings", "require_env"]
 
 
-def _require(env: Mapping[str, str], name: str, what: str) -> str:
+def require_env(env: Mapping[str, str], name: str, what: str) -> str:
+    """Return the variable ``name``; raise ConfigError saying what it should hold."""
     value = env.get(name, "").strip()
     if not value:
         raise ConfigError(f"{name} is not set; expected {what}")
@@ -53,11 +54,11 @@ class ControllerSettings:
             grace_s=_number(env, "RESEARCH_HEARTBEAT_GRACE_S", 15.0),
         )
         return cls(
-            redis_url=_require(env, "RESEARCH_REDIS_URL", "redis://user:password@host:6379/0"),
-            catalog_file=Path(_require(env, "RESEARCH_CATALOG", "the model catalog file")),
-            tokens_file=Path(_require(env, "RESEARCH_TOKENS", "the tokens file")),
+            redis_url=require_env(env, "RESEARCH_REDIS_URL", "redis://user:password@host:6379/0"),
+            catalog_file=Path(require_env(env, "RESEARCH_CATALOG", "the model catalog file")),
+            tokens_file=Path(require_env(env, "RESEARCH_TOKENS", "the tokens file")),
             worker_secret_file=Path(
-                _require(env, "RESEARCH_WORKER_SECRET_FILE", "the worker secret file")
+                require_env(env, "RESEARCH_WORKER_SECRET_FILE", "the worker secret file")
             ),
             host=env.get("RESEARCH_API_HOST", "127.0.0.1"),
             port=int(_number(env, "RESEARCH_API_PORT", 8080)),

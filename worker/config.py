@@ -14,21 +14,15 @@ from pathlib import Path
 from controller.catalog import Catalog, load_catalog
 from controller.celery_config import ConfigError, RunLimits
 from controller.profiles import NodeProfile, ProfileError, load_profile
+from controller.settings import require_env
 
 __all__ = ["WorkerSettings"]
-
-
-def _require(env: Mapping[str, str], name: str, what: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ConfigError(f"{name} is not set; expected {what}")
-    return value
 
 
 def _token(env: Mapping[str, str]) -> str:
     if env.get("RESEARCH_WORKER_TOKEN"):
         return env["RESEARCH_WORKER_TOKEN"].strip()
-    path = Path(_require(env, "RESEARCH_WORKER_TOKEN_FILE", "the worker's token file"))
+    path = Path(require_env(env, "RESEARCH_WORKER_TOKEN_FILE", "the worker's token file"))
     try:
         return path.read_text(encoding="utf-8").strip()
     except OSError as exc:
@@ -62,7 +56,7 @@ class WorkerSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
         """Read RESEARCH_* variables; raise ConfigError naming what is wrong."""
         env = os.environ if env is None else env
-        profile_path = Path(_require(env, "RESEARCH_NODE_PROFILE", "this node's profile file"))
+        profile_path = Path(require_env(env, "RESEARCH_NODE_PROFILE", "this node's profile file"))
         try:
             profile = load_profile(profile_path)
         except ProfileError as exc:
@@ -73,11 +67,13 @@ class WorkerSettings:
             grace = float(env.get("RESEARCH_SHUTDOWN_GRACE_S", 30.0))
         except ValueError as exc:
             raise ConfigError(f"heartbeat interval and shutdown grace: {exc}") from None
-        catalog_file = Path(_require(env, "RESEARCH_CATALOG", "the model catalog file"))
+        catalog_file = Path(require_env(env, "RESEARCH_CATALOG", "the model catalog file"))
         return cls(
             profile=profile,
-            broker_url=_require(env, "RESEARCH_BROKER_URL", "redis://user:password@host:6379/0"),
-            api_url=_require(env, "RESEARCH_API_URL", "http://controller:8080").rstrip("/"),
+            broker_url=require_env(
+                env, "RESEARCH_BROKER_URL", "redis://user:password@host:6379/0"
+            ),
+            api_url=require_env(env, "RESEARCH_API_URL", "http://controller:8080").rstrip("/"),
             token=_token(env),
             models_dir=Path(
                 env.get("RESEARCH_MODELS_DIR", "/var/lib/research-orchestration/models")
