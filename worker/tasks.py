@@ -10,6 +10,7 @@ a worker that shuts down does not count as an attempt.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from celery import Celery, Task
+from celery import Celery, Task, states
 
 from controller.celery_config import RUN_TASK
 from controller.metrics import observe, record_event, record_summary
@@ -40,8 +41,15 @@ def count_attempt(client: redis.Redis, run_id: str, expires_s: int) -> int:
 
 
 def hand_back(client: redis.Redis, run_ids: Iterable[str]) -> None:
-    """Uncount the current start of runs this worker hands back at shutdown."""
+    """Uncount the current start of runs this worker hands back at shutdown.
+
+    A run that finished before the shutdown (its result is stored) was not
+    handed back and keeps its count.
+    """
     for run_id in run_ids:
+        meta = client.get(f"celery-task-meta-{run_id}")
+        if meta and json.loads(meta).get("status") in states.READY_STATES:
+            continue
         client.hincrby(f"run:{run_id}", "attempts", -1)
         logger.info("run %s: handed back to its queue at shutdown", run_id)
 
