@@ -77,11 +77,8 @@ LAB       := $(PY) -m lab
 LAB_HOSTS := .lab/inventory/cluster.yml
 
 .PHONY: lab
-lab: lab-up ## Boot the lab, provision it with site.yml
-	@if [ ! -f site.yml ]; then \
-	  echo "lab: the machines are up, but provisioning (site.yml) is not written yet;"; \
-	  echo "lab: see 'make lab-down' to remove them"; exit 1; fi
-	$(BIN)/ansible-playbook -i $(LAB_HOSTS) site.yml
+lab: lab-up ## Boot the lab, provision it with site.yml, write .lab/env, submit a demo run
+	$(LAB) provision
 
 .PHONY: lab-up
 lab-up: venv ## Boot the lab's machines (controller, micro, small) and ping them
