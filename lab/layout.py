@@ -54,7 +54,10 @@ class LabLayout:
 
     @property
     def lab_vars_file(self) -> Path:
-        return self.inventory_dir / "group_vars" / "all" / "lab.yml"
+        """The lab's own group variables. Ansible reads the files of a
+        group_vars directory in name order, later ones winning, so the name
+        sorts after the repository's files that it overrides."""
+        return self.inventory_dir / "group_vars" / "all" / "zz-lab.yml"
 
     @property
     def secrets_dir(self) -> Path:

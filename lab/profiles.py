@@ -89,7 +89,8 @@ def write_inventory(
 ) -> None:
     """Write the lab's inventory: one profile per machine (and none for a
     machine that is gone), cluster.yml, the repository's group variables
-    linked, and lab.yml with the connection settings.
+    linked, and zz-lab.yml with the connection settings, the secrets
+    directory and the model mirror's files.
 
     Raises controller.profiles.ProfileError if a written profile is invalid.
     """

@@ -100,7 +100,9 @@ class _Progress:
 
     def _failed(self, data: Mapping[str, Any]) -> None:
         result = data.get("res", {})
-        reason = result.get("msg") or result.get("stderr") or "failed"
+        reason = result.get("msg") or "failed"
+        if result.get("stderr"):
+            reason = f"{reason}: {result['stderr']}"
         line = f"{data.get('host')}: {data.get('task')}: {str(reason).strip()[:2000]}"
         self.outcome.failed.append(line)
         self.say(f"  FAILED {line}")
