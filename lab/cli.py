@@ -120,6 +120,9 @@ def _provision_parser(commands: Any) -> None:
     )
     provision.add_argument("--no-demo", action="store_true", help="skip the demo run")
     provision.add_argument(
+        "--timings", action="store_true", help="list the slowest tasks after the recap"
+    )
+    provision.add_argument(
         "--prompt",
         default="Write one sentence about the sea.",
         help="the demo run's prompt",
@@ -135,6 +138,9 @@ def _provision(lab: Lab, args: argparse.Namespace) -> None:
         lab.layout, args.playbook, limit=args.limit, check=args.check, extravars=extra
     )
     print(outcome.recap())
+    if args.timings:
+        for task, seconds in outcome.slowest(15):
+            print(f"  {seconds:6.1f} s  {task}")
     if not outcome.ok:
         raise LabError(f"{args.playbook}: failed on the lab")
     if args.playbook != "site.yml" or args.check or args.limit:

@@ -50,6 +50,7 @@ class PlaybookRun:
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     changed_tasks: list[str] = field(default_factory=list)
+    task_seconds: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
 
     @property
@@ -62,6 +63,11 @@ class PlaybookRun:
     def changed(self) -> dict[str, int]:
         """Return the number of changed tasks per host."""
         return {host: counts.get("changed", 0) for host, counts in self.stats.items()}
+
+    def slowest(self, count: int = 10) -> list[tuple[str, float]]:
+        """Return the ``count`` tasks that took longest, with their seconds."""
+        ranked = sorted(self.task_seconds.items(), key=lambda item: item[1], reverse=True)
+        return ranked[:count]
 
     def recap(self) -> str:
         """Return one line per host, as PLAY RECAP would show it."""
@@ -80,10 +86,13 @@ class _Progress:
     def __init__(self, outcome: PlaybookRun, say: Callable[[str], object]) -> None:
         self.outcome = outcome
         self.say = say
+        self._task: tuple[str, float] | None = None
 
     def __call__(self, event: Mapping[str, Any]) -> bool:
         kind = event.get("event", "")
         data = event.get("event_data", {})
+        if kind.startswith("playbook_on_") and kind.endswith(("_start", "_stats")):
+            self._time_task(kind, data)
         if kind == "playbook_on_play_start":
             self.say(f"play: {data.get('play', '')}")
         elif kind == "playbook_on_task_start" and not data.get("is_conditional"):
@@ -97,6 +106,16 @@ class _Progress:
         elif kind == "playbook_on_stats":
             self._stats(data)
         return True
+
+    def _time_task(self, kind: str, data: Mapping[str, Any]) -> None:
+        """Charge the time since the last task started to that task."""
+        now = time.monotonic()
+        if self._task is not None:
+            name, started = self._task
+            seconds = self.outcome.task_seconds
+            seconds[name] = seconds.get(name, 0.0) + now - started
+        task = f"{data.get('play', '')} / {data.get('task', '')}"
+        self._task = (task, now) if kind == "playbook_on_task_start" else None
 
     def _failed(self, data: Mapping[str, Any]) -> None:
         result = data.get("res", {})
