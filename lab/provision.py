@@ -262,12 +262,16 @@ def operator_token(layout: LabLayout) -> str:
     return (layout.secrets_dir / "operator-token").read_text(encoding="utf-8").split()[0]
 
 
-def demo_run(layout: LabLayout, prompt: str, say: Callable[[str], object] = print) -> dict[str, Any]:
+def demo_run(
+    layout: LabLayout, prompt: str, say: Callable[[str], object] = print
+) -> dict[str, Any]:
     """Submit one run of the demo model as a researcher, wait for it, print
     its result and return its final status; raise LabError if it fails."""
     from controller.submit import Client, SubmitError
     from controller.submit_cli import describe_result
 
+    # One line per poll of the run's status would drown its result.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     env = read_env(layout)
     try:
         client = Client(env["LAB_API_URL"], env["LAB_TOKEN"])
