@@ -52,6 +52,7 @@ class PlaybookRun:
     changed_tasks: list[str] = field(default_factory=list)
     task_seconds: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
+    output_tail: str = ""
 
     @property
     def ok(self) -> bool:
@@ -76,6 +77,8 @@ class PlaybookRun:
             figures = " ".join(f"{key}={counts.get(key, 0)}" for key in _STAT_KEYS)
             lines.append(f"  {host:<20} {figures}")
         lines.extend(f"  failed: {line}" for line in self.failed)
+        if not self.stats and self.output_tail:
+            lines.append(f"  output before any stats:\n{self.output_tail}")
         return "\n".join(lines)
 
 
@@ -170,10 +173,14 @@ def run_playbook(
             quiet=True,
             suppress_env_files=True,
         )
+        if runner is None:
+            raise LabError(f"{playbook}: ansible-runner did not start")
+        outcome.status, outcome.rc = str(runner.status), int(runner.rc)
+        if not outcome.stats:
+            # Ansible stopped before any play (a bad inventory, say): its
+            # own words are all there is to show.
+            outcome.output_tail = runner.stdout.read()[-3000:]
     outcome.wall_s = time.monotonic() - started
-    if runner is None:
-        raise LabError(f"{playbook}: ansible-runner did not start")
-    outcome.status, outcome.rc = str(runner.status), int(runner.rc)
     return outcome
 
 

@@ -34,7 +34,7 @@ from lab.provision import (
     run_playbook,
     write_env,
 )
-from lab.pytest_plugin import testinfra_host
+from lab import pytest_plugin
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -71,7 +71,7 @@ class Cluster:
         return Client(f"http://{self.address}:8080", operator_token(self.lab.layout))
 
     def host(self, name: str) -> Host:
-        return testinfra_host(self.lab, name)
+        return pytest_plugin.testinfra_host(self.lab, name)
 
 
 @pytest.fixture(scope="module")
