@@ -24,7 +24,7 @@ from testinfra.host import Host
 
 from controller.profiles import load_profile
 from controller.submit import Client
-from lab import Lab, make_spec
+from lab import Lab, make_spec, pytest_plugin
 from lab.provision import (
     DEMO_MODEL,
     PlaybookRun,
@@ -34,7 +34,6 @@ from lab.provision import (
     run_playbook,
     write_env,
 )
-from lab import pytest_plugin
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
