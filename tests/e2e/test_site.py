@@ -76,7 +76,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(running_lab: Lab) -> Iterator[Cluster]:
     """The lab after one site.yml run (which must succeed)."""
-    ensure_model(running_lab.layout)
+    ensure_model(running_lab.layout.cache_dir)
     first = run_playbook(running_lab.layout, "site.yml", say=lambda line: None)
     assert first.ok, first.recap()
     address = running_lab.address("lab-controller")
@@ -210,6 +210,14 @@ def test_added_worker_registers_and_takes_runs(cluster: Cluster) -> None:
     try:
         for name in WORKERS:
             operator.drain(name, "test: only the new worker serves")
+        # A worker learns of its drain at its next heartbeat.
+        _wait_until(
+            lambda: all(
+                operator.request("GET", f"/v1/nodes/{name}")["consuming"] == [] for name in WORKERS
+            ),
+            30,
+            "the drained workers stop consuming",
+        )
         client = cluster.researcher()
         submitted = client.submit(DEMO_MODEL, prompt="Say hello.", max_tokens=8)
         final = client.wait(submitted.run_id, timeout_s=300)
