@@ -250,9 +250,9 @@ def test_rolling_restart_with_runs_in_flight_loses_none(cluster: Cluster) -> Non
         password=_secret(cluster, "redis-controller-password"),
         socket_timeout=5,
     )
-    # Each start counts one attempt; a worker's shutdown uncounts the last
-    # run it saw, finished or not (worker.app), so a run started once reads
-    # 1 or 0, and one started twice would read 2 or more.
+    # Each start counts one attempt and a worker's shutdown uncounts the last
+    # run it saw, finished or not (worker.app): a run read above 1 was
+    # started again without being handed back, which draining must prevent.
     attempts = [int(broker.hget(f"run:{run_id}", "attempts") or 0) for run_id in runs]
     assert all(count <= 1 for count in attempts), attempts
     for name in (*WORKERS, NEW_WORKER):
