@@ -41,7 +41,7 @@ $(WHEELS)/.llama:
 # --- checks ----------------------------------------------------------------
 
 .PHONY: test
-test: lint unit integration lab-tests molecule ## Run every test, as CI does
+test: lint unit integration lab-tests molecule lab-e2e ## Run every test, as CI does
 
 .PHONY: lint
 lint: venv ## ruff, mypy, yamllint and ansible-lint
@@ -63,9 +63,17 @@ integration: venv ## Tests against real Redis, Celery and ansible subprocesses
 lab-tests: venv ## Tests of the lab itself: boot, network, faults, teardown (root)
 	$(BIN)/pytest tests/lab
 
+SCENARIOS := smoke controller worker
+
 .PHONY: molecule
-molecule: venv ## Molecule scenarios on lab machines (smoke)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s smoke
+molecule: venv ## Molecule scenarios on lab machines: smoke, controller, worker
+	for scenario in $(SCENARIOS); do \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s $$scenario || exit 1; \
+	done
+
+.PHONY: lab-e2e
+lab-e2e: venv ## site.yml and the operations playbooks end to end on a lab (root)
+	$(BIN)/pytest tests/e2e
 
 .PHONY: bench-inventory
 bench-inventory: venv ## Plugin against a static inventory of 5,000 hosts
@@ -77,11 +85,8 @@ LAB       := $(PY) -m lab
 LAB_HOSTS := .lab/inventory/cluster.yml
 
 .PHONY: lab
-lab: lab-up ## Boot the lab, provision it with site.yml
-	@if [ ! -f site.yml ]; then \
-	  echo "lab: the machines are up, but provisioning (site.yml) is not written yet;"; \
-	  echo "lab: see 'make lab-down' to remove them"; exit 1; fi
-	$(BIN)/ansible-playbook -i $(LAB_HOSTS) site.yml
+lab: lab-up ## Boot the lab, provision it with site.yml, write .lab/env, submit a demo run
+	$(LAB) provision
 
 .PHONY: lab-up
 lab-up: venv ## Boot the lab's machines (controller, micro, small) and ping them

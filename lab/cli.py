@@ -15,12 +15,14 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from lab.basetree import ensure_base_tree
 from lab.errors import LabError
 from lab.layout import default_cache_dir, default_state_dir
 from lab.lifecycle import Lab
 from lab.preflight import check_requirements
+from lab.provision import controller_address, demo_run, ensure_model, run_playbook, write_env
 from lab.shape import make_spec, parse_spec
 
 __all__ = ["main"]
@@ -80,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("down", help="remove the lab and whatever a crashed run left")
     status = commands.add_parser("status", help="list the machines")
     status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    _provision_parser(commands)
     for name, text in (
         ("stop", "shut a machine down cleanly"),
         ("kill", "SIGKILL every process of a machine (a power cut)"),
@@ -96,6 +99,57 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("machine", metavar="NAME")
         command.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND")
     return parser
+
+
+def _provision_parser(commands: Any) -> None:
+    provision = commands.add_parser(
+        "provision",
+        help="run site.yml (or --playbook) on the lab through ansible-runner; after "
+        "site.yml, write the env file and submit a demo run",
+    )
+    provision.add_argument("--playbook", default="site.yml", help="relative to the repository")
+    provision.add_argument("--limit", help="as ansible-playbook --limit")
+    provision.add_argument("--check", action="store_true", help="as ansible-playbook --check")
+    provision.add_argument(
+        "-e",
+        dest="extra",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra variable (repeatable)",
+    )
+    provision.add_argument("--no-demo", action="store_true", help="skip the demo run")
+    provision.add_argument(
+        "--timings", action="store_true", help="list the slowest tasks after the recap"
+    )
+    provision.add_argument(
+        "--prompt",
+        default="Write one sentence about the sea.",
+        help="the demo run's prompt",
+    )
+
+
+def _provision(lab: Lab, args: argparse.Namespace) -> None:
+    """Run a playbook on the lab; after a full site.yml, write the env file
+    and submit the demo run. Raises LabError when the run fails."""
+    ensure_model(lab.layout.cache_dir)
+    extra = dict(item.partition("=")[::2] for item in args.extra)
+    outcome = run_playbook(
+        lab.layout, args.playbook, limit=args.limit, check=args.check, extravars=extra
+    )
+    print(outcome.recap())
+    if args.timings:
+        for task, seconds in outcome.slowest(15):
+            print(f"  {seconds:6.1f} s  {task}")
+    if not outcome.ok:
+        raise LabError(f"{args.playbook}: failed on the lab")
+    if args.playbook != "site.yml" or args.check or args.limit:
+        return
+    machines = {m.address: m.roles for m in lab.status()}
+    env = write_env(lab.layout, controller_address(machines))
+    print(f"env:       . {env} && research-submit --model gemma3-270m --prompt ... --wait")
+    if not args.no_demo:
+        demo_run(lab.layout, args.prompt)
 
 
 def _print_status(lab: Lab, as_json: bool) -> None:
@@ -133,6 +187,7 @@ def _dispatch(args: argparse.Namespace, lab: Lab) -> None:
         "add": lambda: lab.add(make_spec(name, tuple(args.roles.split(",")), args.tier)),
         "remove": lambda: lab.remove(name),
         "down": lab.down,
+        "provision": lambda: _provision(lab, args),
         "status": lambda: _print_status(lab, args.json),
         "stop": lambda: lab.stop(name),
         "kill": lambda: lab.kill(name),

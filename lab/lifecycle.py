@@ -402,8 +402,15 @@ class Lab:
 
     def _remove_files(self) -> None:
         self._remove_tree(self.layout.machines_dir)
-        shutil.rmtree(self.layout.inventory_dir, ignore_errors=True)
+        # A new lab is a new cluster: its secrets, facts and env go with it.
+        for directory in (
+            self.layout.inventory_dir,
+            self.layout.secrets_dir,
+            self.layout.facts_dir.parent,
+        ):
+            shutil.rmtree(directory, ignore_errors=True)
         for path in (
+            self.layout.env_file,
             self.layout.state_file,
             self.layout.known_hosts,
             self.layout.ssh_config,

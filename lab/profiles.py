@@ -18,11 +18,13 @@ from controller.profiles import load_fleet
 from lab.layout import REPO_ROOT, LabLayout
 from lab.state import MachineRecord
 
-__all__ = ["link_group_vars", "node_profile", "write_inventory"]
+__all__ = ["GEMMA_FILE", "link_group_vars", "node_profile", "write_inventory"]
 
 log = logging.getLogger(__name__)
 
 REPO_GROUP_VARS = REPO_ROOT / "inventory" / "group_vars"
+# The file name of the lab's model (Gemma 3 270M) in the catalog and the mirror.
+GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
 
 
 def node_profile(machine: MachineRecord, lab_name: str) -> dict[str, Any]:
@@ -58,7 +60,7 @@ def link_group_vars(source: Path, target: Path) -> None:
         link.symlink_to(os.path.relpath(entry, link.parent))
 
 
-def _lab_vars(layout: LabLayout) -> dict[str, str]:
+def _lab_vars(layout: LabLayout) -> dict[str, Any]:
     options = [
         f"-o UserKnownHostsFile={shlex.quote(str(layout.known_hosts))}",
         "-o StrictHostKeyChecking=yes",
@@ -68,6 +70,14 @@ def _lab_vars(layout: LabLayout) -> dict[str, str]:
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(layout.private_key),
         "ansible_ssh_common_args": " ".join(options),
+        # Every lab machine has the base tree's python3; no discovery needed.
+        "ansible_python_interpreter": "/usr/bin/python3",
+        # The inventory directory is rewritten whenever a machine comes or
+        # goes, so the secrets live beside it, in the state directory.
+        "cluster_secrets_dir": str(layout.secrets_dir),
+        # The control node serves the lab's model files from the controller.
+        "controller_mirror_enabled": True,
+        "controller_mirror_files": [str(layout.cache_dir / "models" / GEMMA_FILE)],
     }
 
 
@@ -79,7 +89,8 @@ def write_inventory(
 ) -> None:
     """Write the lab's inventory: one profile per machine (and none for a
     machine that is gone), cluster.yml, the repository's group variables
-    linked, and lab.yml with the connection settings.
+    linked, and zz-lab.yml with the connection settings, the secrets
+    directory and the model mirror's files.
 
     Raises controller.profiles.ProfileError if a written profile is invalid.
     """

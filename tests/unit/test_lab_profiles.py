@@ -51,7 +51,7 @@ def test_cluster_file_uses_the_node_profiles_plugin(tmp_path: Path) -> None:
 
 
 def test_group_vars_link_to_the_repository_and_add_lab_settings(tmp_path: Path) -> None:
-    """Every repository group_vars file is linked; lab.yml holds the SSH settings."""
+    """Every repository group_vars file is linked; zz-lab.yml holds the SSH settings."""
     layout = LabLayout(tmp_path / "state", tmp_path / "cache")
     write_inventory(layout, _machines(), "lab")
     for source in REPO_GROUP_VARS.rglob("*.yml"):
