@@ -6,6 +6,7 @@
   labctl undrain NODE               take runs again
   labctl run ID                     a run's state and result
   labctl cancel ID                  cancel a queued or running run
+  labctl revoke NODE                revoke a worker's API token
 
 Every command takes --json. Configuration as for research-submit: LAB_API_URL
 and LAB_TOKEN (an operator's token to drain), or $LAB_CONFIG.
@@ -105,6 +106,7 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("undrain", help="undrain a node").add_argument("node")
     commands.add_parser("run", help="show a run").add_argument("run_id")
     commands.add_parser("cancel", help="cancel a run").add_argument("run_id")
+    commands.add_parser("revoke", help="revoke a worker's token").add_argument("node")
     return parse
 
 
@@ -117,6 +119,9 @@ def run(args: argparse.Namespace) -> tuple[Any, str]:
     if args.command == "queues":
         queues = client.queues()
         return queues, show_queues(queues)
+    if args.command == "revoke":
+        revoked = client.revoke_worker(args.node)
+        return revoked, f"{args.node}: token revoked (fingerprint {revoked['revoked'][:12]}…)"
     if args.command in ("drain", "undrain"):
         node = (
             client.drain(args.node, args.reason)

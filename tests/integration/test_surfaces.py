@@ -192,6 +192,14 @@ def test_labctl_drain_needs_an_operator(lab: Cluster) -> None:
     lab.wait_for_node("w-micro", "ready")
 
 
+def test_labctl_revoke_needs_an_operator(lab: Cluster) -> None:
+    """labctl revoke refuses a researcher; an operator's revokes a node's token."""
+    refused = command(lab, "labctl", "revoke", "ghost-1")
+    assert refused.returncode == 1 and "may not do this" in refused.stderr
+    revoked = command(lab, "labctl", "revoke", "ghost-1", who="operator")
+    assert revoked.returncode == 0 and "ghost-1: token revoked" in revoked.stdout
+
+
 def test_labctl_run_and_cancel(lab: Cluster) -> None:
     """labctl run shows a finished run's output; labctl cancel cancels a queued one."""
     client = lab.client()
