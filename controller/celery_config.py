@@ -125,13 +125,20 @@ def make_celery(broker_url: str, limits: RunLimits | None = None) -> Celery:
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
+        # A broker that vanishes without closing the connection (a cut
+        # network) is noticed: kombu drops a BRPOP overdue by more than the
+        # health check interval, and no command waits longer than the timeout.
         broker_transport_options={
             "visibility_timeout": limits.visibility_timeout_s,
             "queue_order_strategy": "priority",
             "health_check_interval": 10,
+            "socket_timeout": 30,
+            "socket_connect_timeout": 10,
             "socket_keepalive": True,
         },
         result_backend_transport_options={"health_check_interval": 10},
+        redis_socket_timeout=30,
+        redis_socket_connect_timeout=10,
         redis_socket_keepalive=True,
         redis_backend_health_check_interval=10,
     )

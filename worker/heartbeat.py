@@ -166,22 +166,25 @@ class HeartbeatLoop(threading.Thread):
         return problems
 
     def apply_drain(self, draining: bool) -> None:
-        """Cancel or restore queue consumers to match the controller's drain flag."""
-        if draining == self.drained:
-            return
+        """Cancel or restore queue consumers to match the controller's drain flag.
+
+        Compared with what the consumer reads now, not with what was last
+        done: a consumer that reconnects to the broker reads all its queues
+        again, and a draining worker must cancel them again.
+        """
         destination = [self.worker.hostname]
         control = self.app.control
-        for queue in self.queues:
-            if draining:
+        consuming = self.consuming()
+        if draining and consuming:
+            for queue in consuming:
                 control.cancel_consumer(queue, destination=destination, reply=True, timeout=5)
-            else:
+            self.drained = True
+            logger.info("node %s: draining, consumers cancelled", self.node_id)
+        elif not draining and self.drained:
+            for queue in self.queues:  # in tier order: the order they are read in
                 control.add_consumer(queue, destination=destination, reply=True, timeout=5)
-        self.drained = draining
-        logger.info(
-            "node %s: %s",
-            self.node_id,
-            "draining, consumers cancelled" if draining else "consuming again",
-        )
+            self.drained = False
+            logger.info("node %s: consuming again", self.node_id)
 
     def stop(self) -> None:
         self.stopping.set()

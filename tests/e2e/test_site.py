@@ -12,28 +12,17 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 import yaml
-from testinfra.host import Host
 
 from controller.profiles import load_profile
-from controller.submit import Client
-from lab import Lab, make_spec, pytest_plugin
-from lab.provision import (
-    DEMO_MODEL,
-    PlaybookRun,
-    ensure_model,
-    operator_token,
-    read_env,
-    run_playbook,
-    write_env,
-)
+from lab import make_spec
+from lab.provision import DEMO_MODEL, PlaybookRun
+from tests.e2e.cluster import Cluster
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -48,41 +37,6 @@ GEMMA = {
     "gpu": False,
     "gpu_memory_gb": 0,
 }
-
-
-@dataclass
-class Cluster:
-    """The provisioned lab: its first site.yml run and how to reach it."""
-
-    lab: Lab
-    first: PlaybookRun
-    address: str
-
-    def play(self, playbook: str, **options: Any) -> PlaybookRun:
-        """Run ``playbook`` on the lab and return its outcome."""
-        return run_playbook(self.lab.layout, playbook, say=lambda line: None, **options)
-
-    def researcher(self) -> Client:
-        env = read_env(self.lab.layout)
-        return Client(env["LAB_API_URL"], env["LAB_TOKEN"])
-
-    def operator(self) -> Client:
-        return Client(f"http://{self.address}:8080", operator_token(self.lab.layout))
-
-    def host(self, name: str) -> Host:
-        return pytest_plugin.testinfra_host(self.lab, name)
-
-
-@pytest.fixture(scope="module")
-def cluster(running_lab: Lab) -> Iterator[Cluster]:
-    """The lab after one site.yml run (which must succeed)."""
-    ensure_model(running_lab.layout.cache_dir)
-    first = run_playbook(running_lab.layout, "site.yml", say=lambda line: None)
-    assert first.ok, first.recap()
-    address = running_lab.address("lab-controller")
-    write_env(running_lab.layout, address)
-    print(f"\nfirst site.yml: {first.wall_s:.1f} s")
-    yield Cluster(running_lab, first, address)
 
 
 def _assert_no_change(outcome: PlaybookRun) -> None:
