@@ -1,4 +1,8 @@
-"""Run this node's worker: ``python -m worker`` (what its systemd unit runs)."""
+"""Run this node's worker: ``python -m worker`` (what its systemd unit runs).
+
+``python -m worker --check`` reads the settings, node profile, catalog and
+token as the service would, says what is wrong, and exits.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import sys
 # Celery reads this when its worker module is imported, so it is set first.
 os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
 
+from controller.catalog import CatalogError
 from controller.celery_config import ConfigError
 from worker.app import make_worker_app, worker_argv
 from worker.config import WorkerSettings
@@ -19,9 +24,12 @@ from worker.config import WorkerSettings
 def main() -> int:
     try:
         settings = WorkerSettings.from_env()
-    except ConfigError as exc:
+    except (ConfigError, CatalogError, OSError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
+    if "--check" in sys.argv[1:]:
+        print(f"worker: configuration of {settings.node_id} is valid")
+        return 0
     # One line per heartbeat request would drown the worker's own log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app = make_worker_app(settings)
