@@ -75,7 +75,8 @@ molecule: venv ## Molecule scenarios on lab machines: smoke, controller, worker
 # One lab for all three files, provisioned once; site.yml's idempotence is
 # judged first, before the fault tests kill and cut machines.
 lab-e2e: venv ## site.yml, the operations playbooks, faults and secrets on a lab (root)
-	$(BIN)/pytest tests/e2e/test_site.py tests/e2e/test_faults.py tests/e2e/test_secrets.py
+	$(BIN)/pytest tests/e2e/test_site.py tests/e2e/test_monitoring.py tests/e2e/test_faults.py \
+	  tests/e2e/test_secrets.py
 
 .PHONY: bench-inventory
 bench-inventory: venv ## Plugin against a static inventory of 5,000 hosts

@@ -78,6 +78,9 @@ def _lab_vars(layout: LabLayout) -> dict[str, Any]:
         # The control node serves the lab's model files from the controller.
         "controller_mirror_enabled": True,
         "controller_mirror_files": [str(layout.cache_dir / "models" / GEMMA_FILE)],
+        # Prometheus on the controller, so that the dashboard is tested on the lab.
+        "monitoring_enabled": True,
+        "monitoring_scrape_interval": "5s",
     }
 
 

@@ -60,8 +60,11 @@ def test_lost_machine_run_finishes_on_another_worker(both_ready: Cluster) -> Non
     cluster = both_ready
     client = cluster.researcher()
     run = client.submit(runtime="noop", sleep_s=20)
-    wait_for(lambda: any(node(cluster, n)["run_id"] == run.run_id for n in WORKERS), 60,
-             "the run to start")
+    wait_for(
+        lambda: any(node(cluster, n)["run_id"] == run.run_id for n in WORKERS),
+        60,
+        "the run to start",
+    )
     victim = next(n for n in WORKERS if node(cluster, n)["run_id"] == run.run_id)
     survivor = next(n for n in WORKERS if n != victim)
     last_beat = node(cluster, victim)["last_heartbeat"]
@@ -69,21 +72,29 @@ def test_lost_machine_run_finishes_on_another_worker(both_ready: Cluster) -> Non
     cluster.lab.cut(victim)  # a killed machine's address would still answer with resets
     killed_at = time.time()
     try:
-        wait_for(lambda: node(cluster, victim)["state"] == "stale", TTL_S + 2 * INTERVAL_S,
-                 f"{victim} stale")
+        wait_for(
+            lambda: node(cluster, victim)["state"] == "stale",
+            TTL_S + 2 * INTERVAL_S,
+            f"{victim} stale",
+        )
         stale_at = time.time()
-        wait_for(lambda: node(cluster, victim)["state"] == "lost", GRACE_S + 2 * INTERVAL_S,
-                 f"{victim} lost")
+        wait_for(
+            lambda: node(cluster, victim)["state"] == "lost",
+            GRACE_S + 2 * INTERVAL_S,
+            f"{victim} lost",
+        )
         lost_at = time.time()
         final = client.wait(run.run_id, timeout_s=120)
         done_at = time.time()
     finally:
         cluster.lab.restore(victim)
         cluster.lab.restart(victim)
-    print(f"\nkilled {victim} {killed_at - last_beat:.1f} s after its last heartbeat; "
-          f"stale {stale_at - last_beat:.1f} s, lost {lost_at - last_beat:.1f} s after it; "
-          f"run finished on {final['node_id']} {done_at - lost_at:.1f} s after the loss "
-          f"(bound: TTL {TTL_S:.0f} s + grace {GRACE_S:.0f} s + one check interval)")
+    print(
+        f"\nkilled {victim} {killed_at - last_beat:.1f} s after its last heartbeat; "
+        f"stale {stale_at - last_beat:.1f} s, lost {lost_at - last_beat:.1f} s after it; "
+        f"run finished on {final['node_id']} {done_at - lost_at:.1f} s after the loss "
+        f"(bound: TTL {TTL_S:.0f} s + grace {GRACE_S:.0f} s + one check interval)"
+    )
     assert final["state"] == "succeeded" and final["node_id"] == survivor
     assert lost_at - last_beat <= TTL_S + GRACE_S + 2 * INTERVAL_S
 
@@ -95,8 +106,11 @@ def test_network_cut_and_restored_worker_resumes_by_itself(both_ready: Cluster) 
     victim = "lab-small-1"
     cluster.lab.cut(victim)
     try:
-        wait_for(lambda: node(cluster, victim)["state"] == "lost",
-                 TTL_S + GRACE_S + 3 * INTERVAL_S, f"{victim} lost")
+        wait_for(
+            lambda: node(cluster, victim)["state"] == "lost",
+            TTL_S + GRACE_S + 3 * INTERVAL_S,
+            f"{victim} lost",
+        )
     finally:
         cluster.lab.restore(victim)
     back = wait_for(lambda: ready(cluster, victim), 120, f"{victim} back")
@@ -112,8 +126,17 @@ def test_network_cut_and_restored_worker_resumes_by_itself(both_ready: Cluster) 
 def broker_blocked(cluster: Cluster, worker: str) -> Iterator[None]:
     """Drop the worker's traffic to Redis at the controller; its API traffic flows."""
     netns = cluster.lab.machine("lab-controller").netns
-    rule = ["INPUT", "-s", cluster.lab.address(worker), "-p", "tcp", "--dport", "6379",
-            "-j", "DROP"]
+    rule = [
+        "INPUT",
+        "-s",
+        cluster.lab.address(worker),
+        "-p",
+        "tcp",
+        "--dport",
+        "6379",
+        "-j",
+        "DROP",
+    ]
     subprocess.run(["ip", "netns", "exec", netns, "iptables", "-I", *rule], check=True)
     try:
         yield
@@ -127,8 +150,9 @@ def test_worker_cut_from_the_broker_is_reported_not_healthy(both_ready: Cluster)
     cluster = both_ready
     victim = "lab-small-1"
     with broker_blocked(cluster, victim):
-        took = wait_for(lambda: bool(node(cluster, victim)["problems"]), 120,
-                        f"{victim} to report a problem")
+        took = wait_for(
+            lambda: bool(node(cluster, victim)["problems"]), 120, f"{victim} to report a problem"
+        )
         view = node(cluster, victim)
         decision = cluster.researcher().explain(runtime="noop", ram_gb=4)
     print(f"\n{victim} reported {view['problems']} {took:.1f} s after the cut")

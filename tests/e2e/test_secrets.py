@@ -24,7 +24,8 @@ def secrets(cluster: Cluster) -> dict[str, str]:
     """Every secret of the lab: the generated files, and each worker's derived token."""
     found = {
         path.name: path.read_text(encoding="utf-8").split()[0]
-        for path in cluster.lab.layout.secrets_dir.iterdir() if path.is_file()
+        for path in cluster.lab.layout.secrets_dir.iterdir()
+        if path.is_file()
     }
     worker_secret = next(v for k, v in found.items() if "worker" in k and "secret" in k)
     for host in HOSTS[1:]:
@@ -39,13 +40,27 @@ def leaks(text: str, cluster: Cluster) -> list[str]:
 
 def test_no_secret_in_ansible_output_at_the_highest_verbosity(cluster: Cluster) -> None:
     """site.yml run with -vvvv prints none of the secrets it handles."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "ANSIBLE_FACT_CACHING_CONNECTION": str(cluster.lab.layout.facts_dir)}
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "ANSIBLE_FACT_CACHING_CONNECTION": str(cluster.lab.layout.facts_dir),
+    }
     run = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-vvvv", "-i",
-         str(cluster.lab.layout.cluster_file), "site.yml"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-vvvv",
+            "-i",
+            str(cluster.lab.layout.cluster_file),
+            "site.yml",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
     print(f"\n-vvvv output: {len(output):,} characters, {len(secrets(cluster))} secrets sought")
@@ -61,7 +76,8 @@ def test_no_secret_in_logs_or_run_results(cluster: Cluster) -> None:
     for host in HOSTS:
         journal = cluster.host(host).check_output(
             "journalctl --no-pager -o cat -u research-controller -u research-worker "
-            "-u redis-server")
+            "-u redis-server"
+        )
         assert leaks(journal, cluster) == [], host
 
 
@@ -71,8 +87,10 @@ def test_files_holding_secrets_are_not_readable_by_others(cluster: Cluster) -> N
     for host_name in HOSTS:
         host = cluster.host(host_name)
         for name, value in secrets(cluster).items():
-            found = host.run(f"grep -rlF -- {shlex.quote(value)} /etc /opt/research-orchestration "
-                             "/var/lib/research-orchestration 2>/dev/null")
+            found = host.run(
+                f"grep -rlF -- {shlex.quote(value)} /etc /opt/research-orchestration "
+                "/var/lib/research-orchestration 2>/dev/null"
+            )
             for path in found.stdout.split():
                 mode = host.file(path).mode
                 checked += 1

@@ -23,7 +23,7 @@ pytestmark = [
         shutil.which("prometheus") is None, reason="needs the Debian package prometheus"
     ),
 ]
-DASHBOARD = Path(__file__).parents[2] / "monitoring" / "grafana" / "cluster-overview.json"
+DASHBOARD = Path(__file__).parents[2] / "roles/monitoring/files/cluster-overview.json"
 
 
 @pytest.fixture(scope="module")
