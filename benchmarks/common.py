@@ -8,7 +8,9 @@ benchmarks/report.py turns all rows into docs/benchmarks.md.
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -42,6 +44,44 @@ class Figure:
         return (
             f"{self.median * scale:.3g} {unit} "
             f"(IQR {self.p25 * scale:.3g}-{self.p75 * scale:.3g}, n={self.samples})"
+        )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Return the ``q``-th percentile (0-100) of ``values``, nearest rank."""
+    if not values:
+        raise ValueError("a percentile needs at least one value")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """The median and 99th percentile of one-off timings, with the range."""
+
+    p50: float
+    p99: float
+    low: float
+    high: float
+    samples: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Latency:
+        if len(values) < 2:
+            raise ValueError("a latency needs at least two samples")
+        return cls(
+            statistics.median(values),
+            percentile(values, 99),
+            min(values),
+            max(values),
+            len(values),
+        )
+
+    def show(self, unit: str = "ms", scale: float = 1e3) -> str:
+        return (
+            f"p50 {self.p50 * scale:.3g} {unit}, p99 {self.p99 * scale:.3g} {unit} "
+            f"(min-max {self.low * scale:.3g}-{self.high * scale:.3g}, n={self.samples})"
         )
 
 
@@ -91,15 +131,37 @@ def machine() -> str:
     )
 
 
-def record(name: str, rows: list[Row]) -> Path:
-    """Write a benchmark's rows, with the machine and date, to its results file."""
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def record(
+    name: str,
+    rows: list[Row],
+    notes: Sequence[str] = (),
+    results: Path = RESULTS,
+    seconds: float | None = None,
+) -> Path:
+    """Write a benchmark's rows, with the machine, date, notes and its run time,
+    to its results file in ``results``; return the file."""
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{name}.json"
     document = {
         "benchmark": name,
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
+        "run_time_s": None if seconds is None else round(seconds, 1),
         "rows": [asdict(row) for row in rows],
+        "notes": list(notes),
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
+
+
+def arguments(description: str | None) -> argparse.ArgumentParser:
+    """Return a parser with the options every benchmark takes: ``--quick``
+    (tiny sizes, for the smoke test) and ``--results`` (where to record)."""
+    parser = argparse.ArgumentParser(description=(description or "").splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes: checks that it runs, measures nothing"
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="directory of the results files"
+    )
+    return parser
