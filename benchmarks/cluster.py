@@ -127,4 +127,3 @@ def bench_cluster(**controller_env: str) -> Iterator[BenchCluster]:
             controller_service(files, server.url, directory, **controller_env)
         )
         yield BenchCluster(server, files, controller, url, directory, stack)
-

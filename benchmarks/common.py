@@ -42,9 +42,16 @@ class Figure:
 
     def show(self, unit: str, scale: float = 1.0) -> str:
         return (
-            f"{self.median * scale:.3g} {unit} "
-            f"(IQR {self.p25 * scale:.3g}-{self.p75 * scale:.3g}, n={self.samples})"
+            f"{number(self.median * scale)} {unit} "
+            f"(IQR {number(self.p25 * scale)}-{number(self.p75 * scale)}, n={self.samples})"
         )
+
+
+def number(value: float) -> str:
+    """Return ``value`` with three significant digits, never in exponent form."""
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if abs(value) >= 0.001 else f"{value:.2g}"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -80,8 +87,9 @@ class Latency:
 
     def show(self, unit: str = "ms", scale: float = 1e3) -> str:
         return (
-            f"p50 {self.p50 * scale:.3g} {unit}, p99 {self.p99 * scale:.3g} {unit} "
-            f"(min-max {self.low * scale:.3g}-{self.high * scale:.3g}, n={self.samples})"
+            f"p50 {number(self.p50 * scale)} {unit}, p99 {number(self.p99 * scale)} {unit} "
+            f"(min-max {number(self.low * scale)}-{number(self.high * scale)}, "
+            f"n={self.samples})"
         )
 
 

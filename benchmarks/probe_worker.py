@@ -8,8 +8,8 @@ import sys
 # As worker.__main__ sets it, before Celery is imported.
 os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
 
-from benchmarks import probes  # noqa: E402
-from worker.__main__ import main  # noqa: E402
+from benchmarks import probes
+from worker.__main__ import main
 
 if __name__ == "__main__":
     probes.install(os.environ[probes.PROBE_ENV])

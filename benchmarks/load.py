@@ -1,0 +1,124 @@
+"""Running heartbeat load processes (benchmarks.beats) and summing what they report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from benchmarks.beats import node_name
+from controller.registry import NodeCapabilities, Registry
+from tests.services import PYTHON, ROOT
+
+__all__ = ["Load", "register_simulated", "run_load"]
+
+_LEAD_S = 2.0  # for the processes to start and import before the common start
+
+
+@dataclass
+class Load:
+    """What a set of load processes did, summed."""
+
+    duration_s: float
+    sent: int = 0
+    ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)
+    cpu_s: dict[str, float] = field(default_factory=dict)  # watched process -> CPU seconds
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.duration_s
+
+    @property
+    def failed(self) -> int:
+        return sum(self.errors.values())
+
+    def cpu_share(self, name: str) -> float:
+        """CPU seconds of a watched process per second of the load (1.0 = one core)."""
+        return self.cpu_s.get(name, 0.0) / self.duration_s
+
+
+def run_load(
+    mode: str,
+    target: str,
+    count: int,
+    processes: int,
+    duration_s: float,
+    watch: dict[str, int] | None = None,
+    **options: object,
+) -> Load:
+    """Run ``processes`` load processes over ``count`` nodes for ``duration_s``;
+    return their sum, with the CPU time the ``watch`` processes (name -> pid)
+    spent meanwhile."""
+    start = time.monotonic() + _LEAD_S
+    per = count // processes
+    extra = [f"--{k.replace('_', '-')}={v}" for k, v in options.items() if v is not None]
+    commands = [
+        [
+            str(PYTHON),
+            "-m",
+            "benchmarks.beats",
+            mode,
+            f"--target={target}",
+            f"--first={index * per}",
+            f"--count={per if index < processes - 1 else count - index * per}",
+            f"--duration={duration_s}",
+            f"--start={start!r}",
+            *extra,
+        ]
+        for index in range(processes)
+    ]
+    children = [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE) for command in commands
+    ]
+    watched = {name: psutil.Process(pid) for name, pid in (watch or {}).items()}
+    time.sleep(max(0.0, start - time.monotonic()))
+    before = {name: _cpu(process) for name, process in watched.items()}
+    time.sleep(duration_s)
+    after = {name: _cpu(process) for name, process in watched.items()}
+    load = Load(duration_s, cpu_s={name: after[name] - before[name] for name in watched})
+    for child in children:
+        out, _ = child.communicate(timeout=duration_s + 120)
+        if child.returncode != 0:
+            raise RuntimeError(f"a {mode} load process failed with status {child.returncode}")
+        report = json.loads(out)
+        load.sent += report["sent"]
+        load.ok += report["ok"]
+        load.latencies += report["latencies"]
+        load.delays += report["delays"]
+        for kind, n in report["errors"].items():
+            load.errors[kind] = load.errors.get(kind, 0) + n
+    return load
+
+
+def _cpu(process: psutil.Process) -> float:
+    """CPU seconds of a process and its children (a worker's pool, say)."""
+    total = sum(process.cpu_times()[:2])
+    for child in process.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def register_simulated(registry: Registry, count: int, first: int = 0) -> None:
+    """Register simulated nodes ``first`` to ``count - 1`` (``sim-00000`` on), as
+    micro workers, which is what benchmarks.beats reports them consuming."""
+    for index in range(first, count):
+        registry.register(
+            NodeCapabilities(
+                node_id=node_name(index),
+                tier="micro",
+                queues=["research-micro", "research-any"],
+                ram_gb=3.8,
+                cpus=4,
+                arch="aarch64",
+            )
+        )
