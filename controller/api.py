@@ -62,7 +62,7 @@ class Services:
         client = redis.Redis.from_url(settings.redis_url, health_check_interval=10)
         catalog = load_catalog(settings.catalog_file)
         registry = Registry(client, settings.policy)
-        app = make_celery(settings.redis_url, settings.limits)
+        app = make_celery(settings.redis_url, settings.limits, waits_for_results=False)
         runs = RunService(client, app, Dispatcher(registry, catalog), catalog, settings.limits)
         tokens = TokenBook.load(settings.tokens_file, settings.worker_secret_file, client)
         return cls(client, registry, runs, tokens, catalog)
@@ -175,6 +175,12 @@ def _services(request: Request) -> Services:
     return services
 
 
+async def _services_of(request: Request) -> Services:
+    # A coroutine, so that FastAPI calls it on the event loop rather than
+    # handing it to a worker thread for every request.
+    return _services(request)
+
+
 def require(*scopes: TokenScope) -> Callable[..., Awaitable[Identity]]:
     """Return a dependency that yields the caller's identity if its token has
     one of ``scopes``, and refuses with 401 or 403 otherwise."""
@@ -199,7 +205,7 @@ Worker = Annotated[Identity, Depends(require(TokenScope.WORKER))]
 Researcher = Annotated[Identity, Depends(require(TokenScope.RESEARCHER))]
 Operator = Annotated[Identity, Depends(require(TokenScope.OPERATOR))]
 Anyone = Annotated[Identity, Depends(require(TokenScope.RESEARCHER, TokenScope.OPERATOR))]
-ServicesDep = Annotated[Services, Depends(_services)]
+ServicesDep = Annotated[Services, Depends(_services_of)]
 
 
 def _own_node(identity: Identity, node_id: str) -> None:
