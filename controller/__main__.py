@@ -1,4 +1,8 @@
-"""Run the controller API: ``python -m controller`` (what its systemd unit runs)."""
+"""Run the controller API: ``python -m controller`` (what its systemd unit runs).
+
+With ``RESEARCH_API_WORKERS`` above 1, uvicorn runs that many API processes
+on the one port, each building its app with ``app_from_env``.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,35 @@ import logging
 import sys
 
 import uvicorn
+from fastapi import FastAPI
 
 from controller.api import create_app
 from controller.celery_config import ConfigError
 from controller.settings import ControllerSettings
 
+_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def app_from_env() -> FastAPI:
+    """Return the API app from the environment (each API process calls it)."""
+    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
+    return create_app(ControllerSettings.from_env())
+
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
     try:
         settings = ControllerSettings.from_env()
     except ConfigError as exc:
         print(f"controller: {exc}", file=sys.stderr)
         return 2
+    # Several processes need the app by name, each building its own.
+    several = settings.workers > 1
+    app: FastAPI | str = "controller.__main__:app_from_env" if several else create_app(settings)
     uvicorn.run(
-        create_app(settings),
+        app,
+        factory=several,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_level="info",

@@ -31,6 +31,13 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}: expected a number of seconds, got {env[name]!r}") from None
 
 
+def _workers(env: Mapping[str, str]) -> int:
+    raw = env.get("RESEARCH_API_WORKERS", "1")
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(f"RESEARCH_API_WORKERS: expected a whole number from 1, got {raw!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class ControllerSettings:
     redis_url: str
@@ -39,6 +46,9 @@ class ControllerSettings:
     worker_secret_file: Path
     host: str = "127.0.0.1"
     port: int = 8080
+    # API processes; each serves requests on its own core. The registry and
+    # runs live in Redis, so the processes share nothing else.
+    workers: int = 1
     max_body_bytes: int = 64 * 1024
     policy: HealthPolicy = field(default_factory=HealthPolicy)
     limits: RunLimits = field(default_factory=RunLimits)
@@ -61,6 +71,7 @@ class ControllerSettings:
             ),
             host=env.get("RESEARCH_API_HOST", "127.0.0.1"),
             port=int(_number(env, "RESEARCH_API_PORT", 8080)),
+            workers=_workers(env),
             policy=policy,
             limits=RunLimits.from_env(dict(env)),
         )

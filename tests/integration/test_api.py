@@ -7,13 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import psutil
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
 from controller.api import create_app
+from controller.celery_config import ConfigError
 from controller.settings import ControllerSettings
-from tests.services import ControllerFiles, RedisServer, controller_files
+from tests.services import ControllerFiles, RedisServer, controller_files, controller_service
 
 RUN = {"model": "gemma3-270m", "prompt": "Say hello.", "max_tokens": 8}
 
@@ -329,3 +332,34 @@ def test_unknown_run_and_node_are_404(api: TestClient, files: ControllerFiles) -
     )
     beat = api.post("/v1/nodes/ghost/heartbeat", json={}, headers=as_worker(files, "ghost"))
     assert beat.status_code == 404 and "register first" in beat.json()["error"]["reason"]
+
+
+def test_submitting_subscribes_to_nothing(
+    api: TestClient, files: ControllerFiles, registered: str, redis_client: redis.Redis
+) -> None:
+    """The controller reads results itself, so publishing a run subscribes to no channel."""
+    reply = api.post("/v1/runs", json=RUN, headers=auth(files.tokens["researcher"]))
+    assert reply.status_code == 202, reply.text
+    commands = {client["cmd"] for client in redis_client.client_list()}
+    assert not commands & {"subscribe", "unsubscribe"}, commands
+
+
+def test_several_api_processes_serve_one_port(
+    files: ControllerFiles, redis_service: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """With RESEARCH_API_WORKERS=2 the controller runs two API processes that register,
+    heartbeat and refuse a bad setting alike."""
+    with controller_service(files, redis_service.url, tmp_path, RESEARCH_API_WORKERS="2") as (
+        service,
+        url,
+    ):
+        children = psutil.Process(service.process.pid).children()
+        servers = [c for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+        assert len(servers) == 2, [c.cmdline() for c in children]
+        with httpx.Client(base_url=url, headers=as_worker(files)) as http:
+            assert http.post("/v1/nodes/register", json=registration()).status_code == 200
+            for _ in range(4):
+                beat = http.post("/v1/nodes/lab-micro-1/heartbeat", json={})
+                assert beat.status_code == 200, beat.text
+    with pytest.raises(ConfigError, match="RESEARCH_API_WORKERS"):
+        ControllerSettings.from_env(files.env(redis_service.url, RESEARCH_API_WORKERS="0"))
