@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -130,6 +131,23 @@ def timed(function: Callable[[], object]) -> Callable[[], float]:
     return run
 
 
+def cpu_seconds(group: Sequence[psutil.Process], children: bool = True) -> float:
+    """Return the CPU seconds (user and system) that processes have used, with
+    their children's unless told not to; a process gone counts what was read."""
+    total = 0.0
+    for process in group:
+        try:
+            family = [process, *process.children(recursive=True)] if children else [process]
+        except psutil.NoSuchProcess:
+            continue
+        for one in family:
+            try:
+                total += sum(one.cpu_times()[:2])
+            except psutil.NoSuchProcess:
+                continue
+    return total
+
+
 def machine() -> str:
     """Describe this machine in one line: CPU count, RAM, Python, kernel."""
     memory = psutil.virtual_memory().total / 2**30
@@ -160,6 +178,21 @@ def record(
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
+
+
+def command(argv: Sequence[str] | None = None) -> str:
+    """Return the command line that reruns this benchmark as it was run (its
+    options, less where it recorded), from the repository root."""
+    argv = list(sys.argv if argv is None else argv)
+    script = Path(argv[0]).resolve()
+    words = [".venv/bin/python", f"benchmarks/{script.name}"]
+    rest = iter(argv[1:])
+    for word in rest:
+        if word == "--results":
+            next(rest, None)
+        elif not word.startswith("--results="):
+            words.append(word)
+    return " ".join(words)
 
 
 def arguments(description: str | None) -> argparse.ArgumentParser:

@@ -27,7 +27,15 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import Figure, Row, arguments, interleaved, record, timed  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    Figure,
+    Row,
+    arguments,
+    command,
+    interleaved,
+    record,
+    timed,
+)
 from controller.catalog import Catalog  # noqa: E402
 from controller.celery_config import RUN_TASK, make_celery  # noqa: E402
 from controller.dispatcher import Dispatcher  # noqa: E402
@@ -36,7 +44,6 @@ from controller.tiers import tier_model  # noqa: E402
 from tests.services import redis_server  # noqa: E402
 
 NAME = "dispatch"
-COMMAND = ".venv/bin/python benchmarks/dispatch.py"
 GROWTH_AIM = 2.0
 SHA = "0" * 64
 
@@ -198,7 +205,7 @@ def rows(found: dict[str, Figure], fleets: list[int], largest: int) -> list[Row]
                 round(decide.median / router.median, 1),
                 "none (the router reads no live state: this is what liveness costs)",
                 None,
-                COMMAND,
+                command(),
             )
         )
     small, large = found[f"decide-{min(fleets)}"], found[f"decide-{largest}"]
@@ -212,7 +219,7 @@ def rows(found: dict[str, Figure], fleets: list[int], largest: int) -> list[Row]
             round(growth, 2),
             f"<= {GROWTH_AIM}x (a decision must not grow with the fleet)",
             growth <= GROWTH_AIM,
-            COMMAND,
+            command(),
         )
     )
     explain = found[f"explain-{largest}"]
@@ -225,7 +232,7 @@ def rows(found: dict[str, Figure], fleets: list[int], largest: int) -> list[Row]
             round(explain.median / large.median, 1),
             "none (explain counts every node by design)",
             None,
-            COMMAND,
+            command(),
         )
     )
     return table

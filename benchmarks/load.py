@@ -6,11 +6,11 @@ import json
 import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psutil
 
 from benchmarks.beats import node_name
+from benchmarks.common import cpu_seconds
 from controller.registry import NodeCapabilities, Registry
 from tests.services import PYTHON, ROOT
 
@@ -54,8 +54,9 @@ def run_load(
     **options: object,
 ) -> Load:
     """Run ``processes`` load processes over ``count`` nodes for ``duration_s``;
-    return their sum, with the CPU time the ``watch`` processes (name -> pid)
-    spent meanwhile."""
+    return their sum, with the CPU time the ``watch`` processes (name -> pid,
+    with their children) and the load processes themselves (``load``) spent
+    meanwhile."""
     start = time.monotonic() + _LEAD_S
     per = count // processes
     extra = [f"--{k.replace('_', '-')}={v}" for k, v in options.items() if v is not None]
@@ -77,11 +78,12 @@ def run_load(
     children = [
         subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE) for command in commands
     ]
-    watched = {name: psutil.Process(pid) for name, pid in (watch or {}).items()}
+    watched = {name: [psutil.Process(pid)] for name, pid in (watch or {}).items()}
+    watched["load"] = [psutil.Process(child.pid) for child in children]
     time.sleep(max(0.0, start - time.monotonic()))
-    before = {name: _cpu(process) for name, process in watched.items()}
+    before = {name: cpu_seconds(group) for name, group in watched.items()}
     time.sleep(duration_s)
-    after = {name: _cpu(process) for name, process in watched.items()}
+    after = {name: cpu_seconds(group) for name, group in watched.items()}
     load = Load(duration_s, cpu_s={name: after[name] - before[name] for name in watched})
     for child in children:
         out, _ = child.communicate(timeout=duration_s + 120)
@@ -95,17 +97,6 @@ def run_load(
         for kind, n in report["errors"].items():
             load.errors[kind] = load.errors.get(kind, 0) + n
     return load
-
-
-def _cpu(process: psutil.Process) -> float:
-    """CPU seconds of a process and its children (a worker's pool, say)."""
-    total = sum(process.cpu_times()[:2])
-    for child in process.children(recursive=True):
-        try:
-            total += sum(child.cpu_times()[:2])
-        except psutil.NoSuchProcess:
-            continue
-    return total
 
 
 def register_simulated(registry: Registry, count: int, first: int = 0) -> None:

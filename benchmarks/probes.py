@@ -15,12 +15,15 @@ with the time it got it.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+
+from controller.registry import text
 
 __all__ = ["ECHO_IN", "ECHO_OUT", "FINISHED", "PROBE_ENV", "STARTED", "Probe", "install"]
 
@@ -39,10 +42,11 @@ def install(url: str) -> None:
     clients: dict[int, redis.Redis] = {}
 
     def client() -> redis.Redis:
-        # One connection per process: the pool process is forked after this.
-        import os
-
-        return clients.setdefault(os.getpid(), redis.Redis.from_url(url))
+        # One client per process: the pool process is forked after this.
+        pid = os.getpid()
+        if pid not in clients:
+            clients[pid] = redis.Redis.from_url(url)
+        return clients[pid]
 
     def started(task_id: str, **_: Any) -> None:
         now = time.monotonic()
@@ -104,7 +108,7 @@ class Probe:
         reply = self.client.blpop([key], timeout=timeout_s)
         if reply is None:
             raise TimeoutError(f"nothing on {key} within {timeout_s} s")
-        task_id, at = reply[1].decode().split()
+        task_id, at = text(reply[1]).split()
         return task_id, float(at)
 
 

@@ -16,6 +16,9 @@ sustain with its workers elsewhere.
 
 from __future__ import annotations
 
+import argparse
+import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -24,43 +27,42 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.cluster import BenchCluster, bench_cluster  # noqa: E402
-from benchmarks.common import Figure, Row, arguments, number, record  # noqa: E402
+from benchmarks.common import Figure, Row, arguments, command, number, record  # noqa: E402
 from benchmarks.load import Load, register_simulated, run_load  # noqa: E402
 from controller.registry import Registry  # noqa: E402
 
 NAME = "registry"
-COMMAND = ".venv/bin/python benchmarks/registry.py"
 INTERVAL_S = 5.0
 HEADROOM = 0.5
 FLEET_AIM = 10_000
 NODES = 1000
 
 
-def flood(lab: BenchCluster, args: object, seconds: float) -> Load:
+def flood(lab: BenchCluster, args: argparse.Namespace, seconds: float) -> Load:
     return run_load(
         "flood",
         lab.api_url,
         NODES,
-        args.processes,  # type: ignore[attr-defined]
+        args.processes,
         seconds,
         watch={"controller": lab.controller.process.pid, "redis": lab.redis.process.pid},
         secret_file=lab.files.directory / "worker.secret",
-        connections=args.connections,  # type: ignore[attr-defined]
+        connections=args.connections,
     )
 
 
-def raw(lab: BenchCluster, args: object, seconds: float) -> Load:
+def raw(lab: BenchCluster, args: argparse.Namespace, seconds: float) -> Load:
     return run_load(
         "raw",
         lab.url(0),
         NODES,
-        args.processes,  # type: ignore[attr-defined]
+        args.processes,
         seconds,
         watch={"redis": lab.redis.process.pid},
     )
 
 
-def rows(api: list[Load], direct: list[Load], processes: int, connections: int) -> list[Row]:
+def rows(api: list[Load], direct: list[Load], args: argparse.Namespace) -> list[Row]:
     api_rate = Figure.of([load.rate for load in api])
     raw_rate = Figure.of([load.rate for load in direct])
     ratio = api_rate.median / raw_rate.median
@@ -70,14 +72,14 @@ def rows(api: list[Load], direct: list[Load], processes: int, connections: int) 
     return [
         Row(
             NAME,
-            f"heartbeats/s, one controller process, {processes} load processes x "
-            f"{connections} connections",
+            f"heartbeats/s, {controllers(args.api_workers)}, {args.processes} load "
+            f"processes x {args.connections} connections",
             f"POST /v1/nodes/{{id}}/heartbeat: {api_rate.show('/s')}, {errors} errors",
             f"registry heartbeat script via redis-py: {raw_rate.show('/s')}",
             round(ratio, 3),
             "none (context: what HTTP, auth and validation cost)",
             None,
-            COMMAND,
+            command(),
         ),
         Row(
             NAME,
@@ -87,9 +89,30 @@ def rows(api: list[Load], direct: list[Load], processes: int, connections: int) 
             round(fleet / raw_fleet, 3),
             f">= {FLEET_AIM:,} nodes",
             fleet >= FLEET_AIM,
-            COMMAND,
+            command(),
         ),
     ]
+
+
+def controllers(count: int) -> str:
+    return "one controller process" if count == 1 else f"{count} controller processes"
+
+
+def cpu_note(api: list[Load]) -> str:
+    """Say where the CPU went during the API floods (medians over the rounds)."""
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
+
+    per_beat = median([load.cpu_s["controller"] / max(1, load.ok) * 1e3 for load in api])
+    return (
+        f"During the API floods (medians) the controller used "
+        f"{median([load.cpu_share('controller') for load in api]):.0%} of a core, "
+        f"{per_beat:.2f} ms of CPU per heartbeat; the load processes "
+        f"{median([load.cpu_share('load') for load in api]):.0%} and Redis "
+        f"{median([load.cpu_share('redis') for load in api]):.0%}, on the same "
+        f"{os.cpu_count()} cores."
+    )
 
 
 def main() -> None:
@@ -98,13 +121,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8, help="per load process")
     parser.add_argument("--seconds", type=float, default=5.0, help="per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--api-workers", type=int, default=1, help="controller API processes (default: 1)"
+    )
     args = parser.parse_args()
     seconds, rounds = (1.0, 2) if args.quick else (args.seconds, args.rounds)
     began = time.monotonic()
     api: list[Load] = []
     direct: list[Load] = []
     notes = []
-    with bench_cluster() as lab:
+    with bench_cluster(RESEARCH_API_WORKERS=str(args.api_workers)) as lab:
         register_simulated(Registry(lab.redis.client()), NODES)
         for index in range(rounds):
             order = [("api", flood), ("raw", raw)]
@@ -115,15 +141,8 @@ def main() -> None:
                     f"{name}: {load.rate:.0f}/s, errors {load.errors}, CPU "
                     + ", ".join(f"{k} {load.cpu_share(k):.0%}" for k in load.cpu_s)
                 )
-    controller = [load.cpu_share("controller") for load in api]
-    notes.append(
-        "During the API flood the controller process used "
-        + ", ".join(f"{share:.0%}" for share in controller)
-        + " of one core and Redis "
-        + ", ".join(f"{load.cpu_share('redis'):.0%}" for load in api)
-        + "; the load processes, on the same 2 cores, took the rest."
-    )
-    table = rows(api, direct, args.processes, args.connections)
+    notes.append(cpu_note(api))
+    table = rows(api, direct, args)
     for row in table:
         print(f"{row.what}: {row.measured} / {row.reference}: ratio {row.ratio}")
     path = record(NAME, table, notes, results=args.results, seconds=time.monotonic() - began)

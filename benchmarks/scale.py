@@ -14,6 +14,8 @@ fleet is the interval itself: a heartbeat must answer well within it.
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -24,12 +26,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.beats import node_name  # noqa: E402
 from benchmarks.cluster import bench_cluster  # noqa: E402
-from benchmarks.common import Latency, Row, arguments, record  # noqa: E402
+from benchmarks.common import Latency, Row, arguments, command, record  # noqa: E402
 from benchmarks.load import Load, register_simulated, run_load  # noqa: E402
 from controller.registry import HealthPolicy, Registry  # noqa: E402
 
 NAME = "scale"
-COMMAND = ".venv/bin/python benchmarks/scale.py"
 TARGET = 10_000
 AIM = 0.2  # p99 from due to answer, as a share of the interval
 SATURATED = 0.85  # CPU share of one core at which a single-threaded process is full
@@ -41,6 +42,7 @@ class Step:
     load: Load
     stale: int
     interval_s: float
+    api_workers: int
 
     @property
     def delay(self) -> Latency | None:
@@ -60,6 +62,16 @@ class Step:
             and self.stale == 0
         )
 
+    @property
+    def cpu_per_beat_ms(self) -> float:
+        """Controller CPU per answered heartbeat, in milliseconds."""
+        return self.load.cpu_s.get("controller", 0.0) / max(1, self.load.ok) * 1e3
+
+    @property
+    def controllers(self) -> str:
+        n = self.api_workers
+        return "one controller process" if n == 1 else f"{n} controller processes"
+
 
 def stale_nodes(registry: Registry, fleet: int, policy: HealthPolicy) -> int:
     """Count the fleet's nodes whose last heartbeat is older than the TTL now."""
@@ -69,12 +81,13 @@ def stale_nodes(registry: Registry, fleet: int, policy: HealthPolicy) -> int:
     return sum(1 for score in scores if score is None or score < oldest)
 
 
-def run(
-    fleets: list[int], seconds: float, interval_s: float, processes: int, connections: int
-) -> list[Step]:
-    """Drive each fleet in turn against one controller; return what each step saw."""
+def run(fleets: list[int], args: argparse.Namespace, api_workers: int) -> list[Step]:
+    """Drive each fleet in turn against one controller service; return each step."""
     steps = []
-    env = {"RESEARCH_HEARTBEAT_INTERVAL_S": f"{interval_s:g}"}
+    env = {
+        "RESEARCH_HEARTBEAT_INTERVAL_S": f"{args.interval:g}",
+        "RESEARCH_API_WORKERS": str(api_workers),
+    }
     with bench_cluster(**env) as lab:
         registry = Registry(lab.redis.client())
         registered = 0
@@ -85,16 +98,16 @@ def run(
                 "paced",
                 lab.api_url,
                 fleet,
-                processes,
-                seconds,
+                args.processes,
+                args.seconds,
                 watch={"controller": lab.controller.process.pid, "redis": lab.redis.process.pid},
                 secret_file=lab.files.directory / "worker.secret",
-                connections=connections,
-                interval=interval_s,
+                connections=args.connections,
+                interval=args.interval,
             )
-            step = Step(fleet, load, stale_nodes(registry, fleet, HealthPolicy()), interval_s)
-            steps.append(step)
-            print(describe(step))
+            stale = stale_nodes(registry, fleet, HealthPolicy())
+            steps.append(Step(fleet, load, stale, args.interval, api_workers))
+            print(describe(steps[-1]))
     return steps
 
 
@@ -103,9 +116,10 @@ def describe(step: Step) -> str:
     shown = delay.show() if delay else "no answers"
     errors = ", ".join(f"{n} {kind}" for kind, n in step.load.errors.items()) or "none"
     return (
-        f"{step.fleet:,} nodes: due -> answer {shown}; {step.load.ok:,} of "
-        f"{step.load.sent:,} answered, errors: {errors}; {step.stale:,} stale at the end; "
-        f"CPU controller {step.load.cpu_share('controller'):.0%}, "
+        f"{step.fleet:,} nodes, {step.controllers}: due -> answer {shown}; "
+        f"{step.load.ok:,} of {step.load.sent:,} answered, errors: {errors}; "
+        f"{step.stale:,} stale at the end; CPU (share of one core) controller "
+        f"{step.load.cpu_share('controller'):.0%}, load {step.load.cpu_share('load'):.0%}, "
         f"Redis {step.load.cpu_share('redis'):.0%}"
     )
 
@@ -119,7 +133,7 @@ def rows(steps: list[Step], seconds: float) -> list[Row]:
             Row(
                 NAME,
                 f"{step.fleet:,} nodes heartbeating every {step.interval_s:g} s for "
-                f"{seconds:g} s, one controller",
+                f"{seconds:g} s, {step.controllers}",
                 f"due -> answer {delay.show() if delay else 'no answers'}; errors "
                 f"{step.error_share:.1%} of {step.load.sent:,}; {step.stale:,} nodes stale; "
                 f"controller CPU {step.load.cpu_share('controller'):.0%} of a core",
@@ -127,68 +141,68 @@ def rows(steps: list[Step], seconds: float) -> list[Row]:
                 round(p99 / step.interval_s, 3),
                 f"p99 <= {AIM} x interval, no errors, no stale node",
                 step.met,
-                COMMAND,
+                command(),
             )
         )
-    passed = [step.fleet for step in steps if step.met]
-    largest = max(passed, default=0)
+    single = [step for step in steps if step.api_workers == 1]
+    largest = max((step.fleet for step in single if step.met), default=0)
     table.append(
         Row(
             NAME,
-            "largest fleet one controller served within the aim",
+            "largest fleet one controller process served within the aim",
             f"{largest:,} nodes",
             f"the fleet aimed at, {TARGET:,} nodes",
             round(largest / TARGET, 3),
             f">= {TARGET:,} nodes",
             largest >= TARGET,
-            COMMAND,
+            command(),
         )
     )
     return table
 
 
-def findings(steps: list[Step]) -> list[str]:
-    """Return what broke first and the next step, in words, from the measurements."""
-    failed = next((step for step in steps if not step.met), None)
+def findings(steps: list[Step], cores: int) -> list[str]:
+    """Return the limit, what broke first and the next step, from the measurements."""
+    single = [step for step in steps if step.api_workers == 1]
+    failed = next((step for step in single if not step.met), None)
     if failed is None:
-        return [f"Every fleet up to {steps[-1].fleet:,} nodes stayed within the aim."]
-    before = [step for step in steps if step.met]
-    served = max(before, key=lambda s: s.fleet) if before else None
-    controller = failed.load.cpu_share("controller")
-    redis_share = failed.load.cpu_share("redis")
-    rate = failed.load.ok / failed.load.duration_s
-    offered = failed.fleet / failed.interval_s
-    limit = f"{served.fleet:,} nodes served within the aim" if served else "no fleet within"
+        return [f"Every fleet up to {single[-1].fleet:,} nodes stayed within the aim."]
+    served = [step for step in single if step.met]
+    limit = f"{served[-1].fleet:,} nodes served within the aim" if served else "none within"
     answered = f"p99 due -> answer {failed.delay.p99 * 1e3:,.0f} ms" if failed.delay else "none"
+    offered = failed.fleet / failed.interval_s
+    calm = served[0] if served else single[0]
+    per_core = 1e3 / calm.cpu_per_beat_ms if calm.cpu_per_beat_ms else 0.0
+    redis_full = failed.load.cpu_share("redis") >= SATURATED
+    culprit = "Redis's CPU" if redis_full else "the controller process's CPU"
     notes = [
         f"Limit: {limit}; at {failed.fleet:,} nodes ({offered:,.0f} heartbeats/s offered) "
-        f"the controller answered {rate:,.0f}/s, {answered}, errors "
-        f"{failed.error_share:.1%}, {failed.stale:,} nodes stale at the end."
+        f"one controller process answered {failed.load.ok / failed.load.duration_s:,.0f}/s, "
+        f"{answered}, errors {failed.error_share:.1%} (heartbeats not answered within the "
+        f"worker's 5 s timeout), {failed.stale:,} nodes stale at the end.",
+        f"What breaks first: {culprit}. Each heartbeat costs the controller "
+        f"{calm.cpu_per_beat_ms:.2f} ms of CPU (at {calm.fleet:,} nodes), so one core "
+        f"answers at most about {per_core:,.0f}/s, {per_core * failed.interval_s:,.0f} nodes "
+        f"at a {failed.interval_s:g} s interval with no headroom. At {failed.fleet:,} nodes "
+        f"it used {failed.load.cpu_share('controller'):.0%} of a core while the load "
+        f"processes used {failed.load.cpu_share('load'):.0%} and Redis "
+        f"{failed.load.cpu_share('redis'):.0%} of this machine's {cores} cores. "
+        "Heartbeats then queue, miss the timeout, and live nodes turn stale, which the "
+        "dispatcher then avoids.",
     ]
-    if controller >= SATURATED:
+    more = [step for step in steps if step.api_workers > 1]
+    if more:
+        step = more[0]
+        shown = f"p99 {step.delay.p99 * 1e3:,.0f} ms" if step.delay else "no answers"
         notes.append(
-            f"What breaks first: the controller process's CPU ({controller:.0%} of one core; "
-            f"Redis {redis_share:.0%}). The API runs in one Python process, so one core "
-            "bounds it; heartbeats then queue, wait past the 5 s timeout, and nodes "
-            "go stale although they are alive."
-        )
-        notes.append(
-            "Next step: more controller processes (uvicorn workers, one per core; the "
-            "registry is in Redis, so they share nothing else), then a longer heartbeat "
-            "interval for large fleets (the TTL scales with it), then controllers on "
-            "more hosts behind one address."
-        )
-    elif redis_share >= SATURATED:
-        notes.append(
-            f"What breaks first: Redis's CPU ({redis_share:.0%} of its one core; controller "
-            f"{controller:.0%}). Next step: fewer Redis calls per heartbeat, then a Redis "
-            "of the registry's own, apart from the broker."
-        )
-    else:
-        notes.append(
-            f"What breaks first: neither the controller ({controller:.0%} of a core) nor "
-            f"Redis ({redis_share:.0%}) is saturated; the machine's two cores, shared with "
-            "the load processes, are. Next step: the same test with the load on other hosts."
+            f"Next step, measured: with {step.api_workers} controller processes "
+            f"(RESEARCH_API_WORKERS={step.api_workers}) the {step.fleet:,}-node fleet got "
+            f"{shown}, errors {step.error_share:.1%}, {step.stale:,} nodes stale "
+            f"({'within' if step.met else 'not within'} the aim) on the same {cores} cores. "
+            "Beyond that: a controller host with a core per API process (the registry is "
+            "in Redis, so they share nothing else), a longer heartbeat interval for large "
+            "fleets (the TTL scales with it), then controllers on several hosts behind one "
+            "address."
         )
     return notes
 
@@ -200,12 +214,23 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0, help="heartbeat interval, s")
     parser.add_argument("--processes", type=int, default=4, help="load processes")
     parser.add_argument("--connections", type=int, default=16, help="per load process")
+    parser.add_argument(
+        "--next-step-workers",
+        type=int,
+        default=2,
+        help="API processes to retry the first fleet that failed with (1: no retry)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.fleets, args.seconds, args.interval = [20, 40], 2.0, 1.0
     began = time.monotonic()
-    steps = run(sorted(args.fleets), args.seconds, args.interval, args.processes, args.connections)
-    notes = findings(steps)
+    steps = run(sorted(args.fleets), args, api_workers=1)
+    failed = next((step for step in steps if not step.met), None)
+    if args.quick:
+        failed = steps[-1]
+    if failed is not None and args.next_step_workers > 1:
+        steps += run([failed.fleet], args, api_workers=args.next_step_workers)
+    notes = findings(steps, os.cpu_count() or 1)
     for note in notes:
         print(note)
     table = rows(steps, args.seconds)

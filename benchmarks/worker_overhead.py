@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.cluster import BenchCluster, bench_cluster, gemma_models_dir  # noqa: E402
-from benchmarks.common import Figure, Row, arguments, record  # noqa: E402
+from benchmarks.common import Figure, Row, arguments, command, record  # noqa: E402
 from tests.models import GEMMA_CATALOG_FILE, GEMMA_MODEL_NAME  # noqa: E402
 
 NAME = "worker_overhead"
-COMMAND = ".venv/bin/python benchmarks/worker_overhead.py"
 AIM = 0.95
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 
@@ -71,7 +71,7 @@ def main() -> None:
     with bench_cluster() as lab:
         lab.start_worker("bench-micro-1", "micro", models=True)
         model = gemma_models_dir(lab.directory / "models") / GEMMA_CATALOG_FILE
-        ways = {
+        ways: dict[str, Callable[[], float]] = {
             "worker": lambda: through_worker(lab, tokens, shares),
             "direct": lambda: in_process(model, tokens),
         }
@@ -96,7 +96,7 @@ def main() -> None:
         round(ratio, 3),
         f">= {AIM}x",
         ratio >= AIM,
-        COMMAND,
+        command(),
     )
     path = record(NAME, [row], results=args.results, seconds=time.monotonic() - began)
     print(f"recorded in {path}")
