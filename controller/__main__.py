@@ -1,12 +1,15 @@
 """Run the controller API: ``python -m controller`` (what its systemd unit runs).
 
 With ``RESEARCH_API_WORKERS`` above 1, uvicorn runs that many API processes
-on the one port, each building its app with ``app_from_env``.
+on the one port, each building its app with ``app_from_env``. Every worker
+keeps a connection open to heartbeat on, so the limit on open files is raised
+to its hard limit first.
 """
 
 from __future__ import annotations
 
 import logging
+import resource
 import sys
 
 import uvicorn
@@ -17,12 +20,23 @@ from controller.celery_config import ConfigError
 from controller.settings import ControllerSettings
 
 _LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+logger = logging.getLogger(__name__)
 
 
 def app_from_env() -> FastAPI:
     """Return the API app from the environment (each API process calls it)."""
     logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
     return create_app(ControllerSettings.from_env())
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit (systemd
+    starts services at 1024); return the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return soft
 
 
 def main() -> int:
@@ -32,6 +46,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"controller: {exc}", file=sys.stderr)
         return 2
+    logger.info("controller: up to %d open files (connections)", raise_open_files_limit())
     # Several processes need the app by name, each building its own.
     several = settings.workers > 1
     app: FastAPI | str = "controller.__main__:app_from_env" if several else create_app(settings)
@@ -43,6 +58,7 @@ def main() -> int:
         port=settings.port,
         log_level="info",
         access_log=False,
+        timeout_keep_alive=settings.keep_alive_s,
         timeout_graceful_shutdown=10,
     )
     return 0

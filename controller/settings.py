@@ -6,6 +6,7 @@ the service; a developer can export the same variables.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,13 @@ class ControllerSettings:
     max_body_bytes: int = 64 * 1024
     policy: HealthPolicy = field(default_factory=HealthPolicy)
     limits: RunLimits = field(default_factory=RunLimits)
+
+    @property
+    def keep_alive_s(self) -> int:
+        """How long the API keeps an idle connection open: past two heartbeat
+        intervals, so that a worker's next heartbeat finds its connection open
+        instead of opening a new one (uvicorn's default, 5 s, is the interval)."""
+        return max(5, math.ceil(2 * self.policy.interval_s) + 1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ControllerSettings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from controller.api import create_app
 from controller.celery_config import ConfigError
 from controller.settings import ControllerSettings
 from tests.services import ControllerFiles, RedisServer, controller_files, controller_service
+from worker.heartbeat import RegistryClient
 
 RUN = {"model": "gemma3-270m", "prompt": "Say hello.", "max_tokens": 8}
 
@@ -363,3 +365,29 @@ def test_several_api_processes_serve_one_port(
                 assert beat.status_code == 200, beat.text
     with pytest.raises(ConfigError, match="RESEARCH_API_WORKERS"):
         ControllerSettings.from_env(files.env(redis_service.url, RESEARCH_API_WORKERS="0"))
+
+
+def test_a_worker_heartbeats_on_one_connection(
+    files: ControllerFiles, redis_service: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Heartbeats an interval apart (3 s here) reuse the worker's connection: neither the
+    API (keep-alive past two intervals) nor the worker's client closes it in between."""
+    with controller_service(
+        files, redis_service.url, tmp_path, RESEARCH_HEARTBEAT_INTERVAL_S="3"
+    ) as (_, url):
+        client = RegistryClient(url, files.worker_token("lab-micro-1"), keep_alive_s=7)
+        client.register(registration())
+        port = int(url.rsplit(":", 1)[1])
+
+        def local_ports() -> set[int]:
+            return {
+                c.laddr.port
+                for c in psutil.Process().net_connections("tcp")
+                if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+            }
+
+        before = local_ports()
+        time.sleep(5.5)  # longer than uvicorn's and httpx's default keep-alive, 5 s
+        client.heartbeat("lab-micro-1", None, ["research-micro"], [])
+        assert local_ports() == before and len(before) == 1
+        client.http.close()
