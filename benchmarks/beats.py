@@ -1,13 +1,14 @@
 """Heartbeat load: simulated nodes heartbeating against the controller's API.
 
-A load process drives a slice of a simulated fleet over a few keep-alive
-connections, with asyncio and hand-written HTTP/1.1 so that the client
-spends as little of the machine as it can (the controller shares it):
+A load process drives a slice of a simulated fleet with asyncio and
+hand-written HTTP/1.1, so that the client spends as little of the machine as
+it can (the controller shares it):
 
-- ``flood``: every connection sends heartbeats back to back for a while;
+- ``flood``: a few connections send heartbeats back to back for a while;
   what the controller sustains.
-- ``paced``: every node heartbeats at the interval, at its own phase, as a
-  real fleet does; a heartbeat waits for a free connection if none is.
+- ``paced``: every node heartbeats at the interval, at its own phase, on a
+  keep-alive connection of its own, as a real fleet does; a node whose last
+  heartbeat is still unanswered skips its turn, as a worker's loop does.
 - ``raw``: the same writes (the registry's heartbeat script) straight to
   Redis with redis-py, one at a time; the reference of ``flood``.
 
@@ -137,6 +138,8 @@ async def flood(args: argparse.Namespace, tally: Tally) -> None:
         index = offset
         while time.monotonic() < stop:
             await beat(connection, payloads[index % len(payloads)], tally)
+            if args.reuse == "no":
+                connection.drop()
             index += args.connections
         connection.drop()
 
@@ -147,23 +150,23 @@ async def paced(args: argparse.Namespace, tally: Tally) -> None:
     host, _, port = args.target.removeprefix("http://").partition(":")
     nodes = tokens(args.secret_file, args.first, args.count)
     payloads = [request(host, node, token) for node, token in nodes]
-    free: asyncio.Queue[Connection] = asyncio.Queue()
-    for _ in range(args.connections):
-        free.put_nowait(Connection(host, int(port)))
+    # One keep-alive connection per node, as each worker holds one.
+    connections = [Connection(host, int(port)) for _ in payloads]
+    waiting: set[int] = set()
     await until(args.start)
     began = time.monotonic()
     pending: set[asyncio.Task[None]] = set()
 
-    async def send(payload: bytes, due: float) -> None:
-        connection = await free.get()
+    async def send(index: int, due: float) -> None:
+        if index in waiting:  # a worker sends its next heartbeat only after the last
+            tally.sent += 1
+            tally.error("previous heartbeat still waiting")
+            return
+        waiting.add(index)
         try:
-            if time.monotonic() - due > TIMEOUT_S:
-                tally.sent += 1
-                tally.error("not sent within the timeout")
-                return
-            await beat(connection, payload, tally, due)
+            await beat(connections[index], payloads[index], tally, due)
         finally:
-            free.put_nowait(connection)
+            waiting.discard(index)
 
     # Node i is due at began + phase_i + k * interval, phases spread evenly.
     schedule = sorted(
@@ -173,10 +176,12 @@ async def paced(args: argparse.Namespace, tally: Tally) -> None:
     )
     for due, index in schedule:
         await until(due)
-        task = asyncio.create_task(send(payloads[index], due))
+        task = asyncio.create_task(send(index, due))
         pending.add(task)
         task.add_done_callback(pending.discard)
     await asyncio.gather(*pending)
+    for connection in connections:
+        connection.drop()
 
 
 def raw(args: argparse.Namespace, tally: Tally) -> None:
@@ -214,6 +219,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--start", type=float, help="monotonic time to start at")
+    parser.add_argument(
+        "--reuse",
+        choices=["yes", "no"],
+        default="yes",
+        help="keep connections open (yes), or open one per heartbeat (no: a worker whose "
+        "connection the server closed while it waited out its interval)",
+    )
     args = parser.parse_args()
     tally = Tally()
     began = time.monotonic()

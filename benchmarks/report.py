@@ -52,8 +52,10 @@ or min-max) and the number of samples; latencies give p50 and p99. **Ratio** is
 measured over reference (for rates, higher is better; for times, lower is better),
 and **Aim** is what the ratio (or the figure named there) must reach; **Met** says
 whether it did, "no" rows included: nothing is left out. A dash means the row has
-no aim of its own and gives context. The machines are small and shared (2 cores,
-other work on them), so absolute figures move between runs; ratios move less.
+no aim of its own and gives context. The machines are small and shared (see the
+Machine column; other work runs beside the benchmarks), so absolute figures move
+between runs; ratios move less. The notes below the table say, from the same
+runs, where the time and CPU went and what limits what.
 """
 
 

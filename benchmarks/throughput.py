@@ -12,6 +12,7 @@ last run's end in a worker (Celery's ``task_postrun``, see benchmarks.probes).
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import threading
@@ -120,7 +121,8 @@ def cpu_note(count: int, kinds: dict[str, Kind]) -> str:
     return (
         f"{count} worker{'s' if count > 1 else ''}: CPU per run, through the API "
         f"{spent(kinds['api'])}; plain Celery {spent(kinds['celery'])}. Everything "
-        "shares the machine's 2 cores, so the CPU a run costs bounds the rate."
+        f"shares the machine's {os.cpu_count()} cores, so the CPU a run costs bounds "
+        "the rate."
     )
 
 
