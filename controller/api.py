@@ -233,8 +233,12 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - the API, listed in
             "heartbeat_interval_s": services.registry.policy.interval_s,
         }
 
+    # A coroutine that calls Redis directly, as the token check before it does:
+    # a heartbeat is one short Redis call, and handing thousands of them a
+    # second to worker threads left the event loop starved of the GIL, so that
+    # answers waited seconds with the CPU half idle (benchmarks/scale.py).
     @app.post("/v1/nodes/{node_id}/heartbeat", tags=["registry"])
-    def heartbeat(
+    async def heartbeat(
         node_id: NodeId, body: Heartbeat, who: Worker, services: ServicesDep
     ) -> dict[str, Any]:
         """Record a heartbeat; the answer says whether the node must drain."""
