@@ -74,6 +74,8 @@ class Connection:
 
     async def post(self, payload: bytes) -> int:
         """Send one request and return the answer's status; raise OSError."""
+        if self.reader is not None and self.reader.at_eof():
+            self.drop()  # the server closed it while idle: open another, as httpx does
         if self.writer is None or self.reader is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         self.writer.write(payload)
