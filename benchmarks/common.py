@@ -38,7 +38,7 @@ class Figure:
     def of(cls, values: Sequence[float]) -> Figure:
         if len(values) < 2:
             raise ValueError("a figure needs at least two repetitions")
-        q = statistics.quantiles(values, n=4)
+        q = statistics.quantiles(values, n=4, method="inclusive")
         return cls(statistics.median(values), q[0], q[2], len(values))
 
     def show(self, unit: str, scale: float = 1.0) -> str:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
@@ -30,6 +31,7 @@ class Load:
     latencies: list[float] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)  # watched process -> CPU seconds
+    machine_busy: float = 0.0  # share of all the machine's cores busy meanwhile
 
     @property
     def rate(self) -> float:
@@ -82,9 +84,15 @@ def run_load(
     watched["load"] = [psutil.Process(child.pid) for child in children]
     time.sleep(max(0.0, start - time.monotonic()))
     before = {name: cpu_seconds(group) for name, group in watched.items()}
+    machine_before = psutil.cpu_times()
     time.sleep(duration_s)
+    machine_after = psutil.cpu_times()
     after = {name: cpu_seconds(group) for name, group in watched.items()}
-    load = Load(duration_s, cpu_s={name: after[name] - before[name] for name in watched})
+    load = Load(
+        duration_s,
+        cpu_s={name: after[name] - before[name] for name in watched},
+        machine_busy=_busy(machine_before, machine_after),
+    )
     for child in children:
         out, _ = child.communicate(timeout=duration_s + 120)
         if child.returncode != 0:
@@ -97,6 +105,15 @@ def run_load(
         for kind, n in report["errors"].items():
             load.errors[kind] = load.errors.get(kind, 0) + n
     return load
+
+
+def _busy(before: Any, after: Any) -> float:
+    """Return the share of CPU time between two system-wide readings that was busy."""
+    total = sum(after) - sum(before)
+    idle = (after.idle + getattr(after, "iowait", 0.0)) - (
+        before.idle + getattr(before, "iowait", 0.0)
+    )
+    return (total - idle) / total if total > 0 else 0.0
 
 
 def register_simulated(registry: Registry, count: int, first: int = 0) -> None:

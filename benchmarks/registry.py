@@ -111,7 +111,9 @@ def cpu_note(api: list[Load]) -> str:
         f"{per_beat:.2f} ms of CPU per heartbeat; the load processes "
         f"{median([load.cpu_share('load') for load in api]):.0%} and Redis "
         f"{median([load.cpu_share('redis') for load in api]):.0%}, on the same "
-        f"{os.cpu_count()} cores."
+        f"{os.cpu_count()} cores, which were "
+        f"{median([load.machine_busy for load in api]):.0%} busy in all (other work "
+        "shares this machine)."
     )
 
 

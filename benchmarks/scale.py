@@ -119,7 +119,7 @@ def describe(step: Step) -> str:
         f"{step.load.ok:,} of {step.load.sent:,} answered, errors: {errors}; "
         f"{step.stale:,} stale at the end; CPU (share of one core) controller "
         f"{step.load.cpu_share('controller'):.0%}, load {step.load.cpu_share('load'):.0%}, "
-        f"Redis {step.load.cpu_share('redis'):.0%}"
+        f"Redis {step.load.cpu_share('redis'):.0%}; machine {step.load.machine_busy:.0%} busy"
     )
 
 
@@ -135,7 +135,8 @@ def rows(steps: list[Step], seconds: float) -> list[Row]:
                 f"{seconds:g} s, {step.controllers}",
                 f"due -> answer {delay.show() if delay else 'no answers'}; errors "
                 f"{step.error_share:.1%} of {step.load.sent:,}; {step.stale:,} nodes stale; "
-                f"controller CPU {step.load.cpu_share('controller'):.0%} of a core",
+                f"controller CPU {step.load.cpu_share('controller'):.0%} of a core, "
+                f"machine {step.load.machine_busy:.0%} busy",
                 f"the heartbeat interval, {step.interval_s:g} s",
                 round(p99 / step.interval_s, 3),
                 f"p99 <= {AIM} x interval, no errors, no stale node",
@@ -160,6 +161,32 @@ def rows(steps: list[Step], seconds: float) -> list[Row]:
     return table
 
 
+def cause(step: Step, cores: int) -> str:
+    """Say, from a step's CPU figures, what held its heartbeats back."""
+    load = step.load
+    controller, redis_share = load.cpu_share("controller"), load.cpu_share("redis")
+    ours = controller + redis_share + load.cpu_share("load")
+    other = max(0.0, load.machine_busy * cores - ours)
+    if controller >= SATURATED * step.api_workers:
+        return (
+            f"the controller's CPU ({controller:.0%} of a core in {step.api_workers} "
+            "process(es), each bound to one core by Python's GIL)"
+        )
+    if redis_share >= SATURATED:
+        return f"Redis's CPU ({redis_share:.0%} of its one core)"
+    if load.machine_busy >= SATURATED:
+        return (
+            f"the machine's CPU: its {cores} cores were {load.machine_busy:.0%} busy, the "
+            f"controller {controller:.0%} of a core, the load processes "
+            f"{load.cpu_share('load'):.0%}, Redis {redis_share:.0%} and other work on "
+            f"this shared machine {other:.0%}, so the controller never had a core to itself"
+        )
+    return (
+        f"no CPU was full (machine {load.machine_busy:.0%} busy, controller "
+        f"{controller:.0%} of a core): answers waited on the controller's event loop"
+    )
+
+
 def findings(steps: list[Step], cores: int) -> list[str]:
     """Return the limit, what broke first and the next step, from the measurements."""
     single = [step for step in steps if step.api_workers == 1]
@@ -172,22 +199,19 @@ def findings(steps: list[Step], cores: int) -> list[str]:
     offered = failed.fleet / failed.interval_s
     calm = served[0] if served else single[0]
     per_core = 1e3 / calm.cpu_per_beat_ms if calm.cpu_per_beat_ms else 0.0
-    redis_full = failed.load.cpu_share("redis") >= SATURATED
-    culprit = "Redis's CPU" if redis_full else "the controller process's CPU"
     notes = [
         f"Limit: {limit}; at {failed.fleet:,} nodes ({offered:,.0f} heartbeats/s offered) "
         f"one controller process answered {failed.load.ok / failed.load.duration_s:,.0f}/s, "
-        f"{answered}, errors {failed.error_share:.1%} (heartbeats not answered within the "
-        f"worker's 5 s timeout), {failed.stale:,} nodes stale at the end.",
-        f"What breaks first: {culprit}. Each heartbeat costs the controller "
-        f"{calm.cpu_per_beat_ms:.2f} ms of CPU (at {calm.fleet:,} nodes), so one core "
-        f"answers at most about {per_core:,.0f}/s, {per_core * failed.interval_s:,.0f} nodes "
-        f"at a {failed.interval_s:g} s interval with no headroom. At {failed.fleet:,} nodes "
-        f"it used {failed.load.cpu_share('controller'):.0%} of a core while the load "
-        f"processes used {failed.load.cpu_share('load'):.0%} and Redis "
-        f"{failed.load.cpu_share('redis'):.0%} of this machine's {cores} cores. "
-        "Heartbeats then queue, miss the timeout, and live nodes turn stale, which the "
+        f"{answered}, {failed.error_share:.1%} of heartbeats unanswered within the "
+        f"worker's 5 s timeout, {failed.stale:,} nodes stale at the end.",
+        f"What breaks first: {cause(failed, cores)}. Heartbeats then wait, past the "
+        "timeout the workers give up on them, and live nodes turn stale, which the "
         "dispatcher then avoids.",
+        f"Capacity of one core: a heartbeat costs the controller {calm.cpu_per_beat_ms:.2f} ms "
+        f"of CPU (measured at {calm.fleet:,} nodes), so one controller process with a core "
+        f"of its own answers at most about {per_core:,.0f}/s: "
+        f"{per_core * failed.interval_s:,.0f} nodes at a {failed.interval_s:g} s interval "
+        f"with no headroom, {per_core * failed.interval_s / 2:,.0f} with 50%.",
     ]
     more = [step for step in steps if step.api_workers > 1]
     if more:
@@ -196,12 +220,12 @@ def findings(steps: list[Step], cores: int) -> list[str]:
         notes.append(
             f"Next step, measured: with {step.api_workers} controller processes "
             f"(RESEARCH_API_WORKERS={step.api_workers}) the {step.fleet:,}-node fleet got "
-            f"{shown}, errors {step.error_share:.1%}, {step.stale:,} nodes stale "
-            f"({'within' if step.met else 'not within'} the aim) on the same {cores} cores. "
-            "Beyond that: a controller host with a core per API process (the registry is "
-            "in Redis, so they share nothing else), a longer heartbeat interval for large "
-            "fleets (the TTL scales with it), then controllers on several hosts behind one "
-            "address."
+            f"{shown}, {step.error_share:.1%} unanswered, {step.stale:,} nodes stale "
+            f"({'within' if step.met else 'not within'} the aim) on the same {cores} cores; "
+            f"what held it back: {cause(step, cores)}. Beyond that: a controller host with a "
+            "core per API process (the registry is in Redis, so they share nothing else), "
+            "a longer heartbeat interval for large fleets (the TTL scales with it), then "
+            "controllers on several hosts behind one address."
         )
     return notes
 

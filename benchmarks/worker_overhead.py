@@ -5,10 +5,10 @@ real worker (telemetry on, at the default 0.5 s interval) and runs the same
 generation with the same params in this process (``worker.runtimes``, the
 llama_cpp runtime, no telemetry), alternately, after one warm-up of each
 that loads the model. Compares the decode rate (tokens/s, as the runtime
-measures it on both sides) and reports the telemetry sampler's CPU share
-from the run's own telemetry summary.
+measures it on both sides), round by round, and reports the telemetry
+sampler's CPU share from the run's own telemetry summary.
 
-    .venv/bin/python benchmarks/worker_overhead.py [--tokens 64] [--rounds 7]
+    .venv/bin/python benchmarks/worker_overhead.py [--tokens 64] [--rounds 9]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def in_process(model: Path, tokens: int) -> float:
 def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--tokens", type=int, default=64, help="tokens per run")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     tokens, rounds = (8, 2) if args.quick else (args.tokens, args.rounds)
     began = time.monotonic()
@@ -84,12 +84,17 @@ def main() -> None:
                 rates[name].append(ways[name]())
     worker, direct = Figure.of(rates["worker"]), Figure.of(rates["direct"])
     sampler = Figure.of(shares)
-    ratio = worker.median / direct.median
-    print(f"worker {worker.show('tokens/s')}, direct {direct.show('tokens/s')}, ratio {ratio:.3f}")
+    # Each round's two runs are next to each other in time, so their ratio
+    # is spared the machine's slower swings; the row gives the median ratio.
+    paired = Figure.of([w / d for w, d in zip(rates["worker"], rates["direct"], strict=True)])
+    ratio = paired.median
+    print(f"worker {worker.show('tokens/s')}, direct {direct.show('tokens/s')}")
+    print(f"ratio of each round's pair {paired.show('')}")
     print(f"sampler CPU share {sampler.show('%', 100)}")
     row = Row(
         NAME,
-        f"Gemma 3 270M, {tokens} tokens greedy, decode rate",
+        f"Gemma 3 270M, {tokens} tokens greedy, decode rate (ratio: median of each "
+        f"round's pair, IQR {paired.p25:.3f}-{paired.p75:.3f})",
         f"through the API and a worker, telemetry on: {worker.show('tokens/s')}; "
         f"sampler CPU share {sampler.show('%', 100)}",
         f"llama_cpp runtime in process, no telemetry: {direct.show('tokens/s')}",
