@@ -32,6 +32,10 @@ class Load:
     delays: list[float] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)  # watched process -> CPU seconds
     machine_busy: float = 0.0  # share of all the machine's cores busy meanwhile
+    # Of all the cores' time: taken by the host for other machines (steal), and
+    # spent by the kernel on packets (softirq), which no process is charged for.
+    machine_steal: float = 0.0
+    machine_softirq: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -92,6 +96,8 @@ def run_load(
         duration_s,
         cpu_s={name: after[name] - before[name] for name in watched},
         machine_busy=_busy(machine_before, machine_after),
+        machine_steal=_share(machine_before, machine_after, "steal"),
+        machine_softirq=_share(machine_before, machine_after, "softirq"),
     )
     for child in children:
         out, _ = child.communicate(timeout=duration_s + 120)
@@ -114,6 +120,13 @@ def _busy(before: Any, after: Any) -> float:
         before.idle + getattr(before, "iowait", 0.0)
     )
     return (total - idle) / total if total > 0 else 0.0
+
+
+def _share(before: Any, after: Any, field_name: str) -> float:
+    """Return the share of all CPU time between two readings spent as ``field_name``."""
+    total = sum(after) - sum(before)
+    spent = getattr(after, field_name, 0.0) - getattr(before, field_name, 0.0)
+    return spent / total if total > 0 else 0.0
 
 
 def register_simulated(registry: Registry, count: int, first: int = 0) -> None:

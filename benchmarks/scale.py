@@ -119,7 +119,8 @@ def describe(step: Step) -> str:
         f"{step.load.ok:,} of {step.load.sent:,} answered, errors: {errors}; "
         f"{step.stale:,} stale at the end; CPU (share of one core) controller "
         f"{step.load.cpu_share('controller'):.0%}, load {step.load.cpu_share('load'):.0%}, "
-        f"Redis {step.load.cpu_share('redis'):.0%}; machine {step.load.machine_busy:.0%} busy"
+        f"Redis {step.load.cpu_share('redis'):.0%}; machine {step.load.machine_busy:.0%} "
+        f"busy, {step.load.machine_steal:.0%} stolen by the host"
     )
 
 
@@ -136,7 +137,8 @@ def rows(steps: list[Step], seconds: float) -> list[Row]:
                 f"due -> answer {delay.show() if delay else 'no answers'}; errors "
                 f"{step.error_share:.1%} of {step.load.sent:,}; {step.stale:,} nodes stale; "
                 f"controller CPU {step.load.cpu_share('controller'):.0%} of a core, "
-                f"machine {step.load.machine_busy:.0%} busy",
+                f"machine {step.load.machine_busy:.0%} busy ({step.load.machine_steal:.0%} "
+                "stolen by the host)",
                 f"the heartbeat interval, {step.interval_s:g} s",
                 round(p99 / step.interval_s, 3),
                 f"p99 <= {AIM} x interval, no errors, no stale node",
@@ -166,7 +168,8 @@ def cause(step: Step, cores: int) -> str:
     load = step.load
     controller, redis_share = load.cpu_share("controller"), load.cpu_share("redis")
     ours = controller + redis_share + load.cpu_share("load")
-    other = max(0.0, load.machine_busy * cores - ours)
+    steal, softirq = load.machine_steal * cores, load.machine_softirq * cores
+    other = max(0.0, load.machine_busy * cores - ours - steal - softirq)
     if controller >= SATURATED * step.api_workers:
         return (
             f"the controller's CPU ({controller:.0%} of a core in {step.api_workers} "
@@ -178,8 +181,10 @@ def cause(step: Step, cores: int) -> str:
         return (
             f"the machine's CPU: its {cores} cores were {load.machine_busy:.0%} busy, the "
             f"controller {controller:.0%} of a core, the load processes "
-            f"{load.cpu_share('load'):.0%}, Redis {redis_share:.0%} and other work on "
-            f"this shared machine {other:.0%}, so the controller never had a core to itself"
+            f"{load.cpu_share('load'):.0%}, Redis {redis_share:.0%}, the kernel's packet "
+            f"handling {softirq:.0%}, the host's other machines (steal) {steal:.0%} and "
+            f"other processes {other:.0%} (shares of one core), so the controller never "
+            "had a core to itself"
         )
     return (
         f"the controller's one event loop: no CPU was full (machine "
