@@ -78,9 +78,35 @@ lab-e2e: venv ## site.yml, the operations playbooks, faults and secrets on a lab
 	$(BIN)/pytest tests/e2e/test_site.py tests/e2e/test_monitoring.py tests/e2e/test_faults.py \
 	  tests/e2e/test_secrets.py
 
+# --- benchmarks (not part of `make test`; see docs/benchmarks.md) -----------
+
+# Each benchmark records benchmarks/results/<name>.json; the report turns them
+# into docs/benchmarks.md. The whole run takes about 15 minutes on 2 cores.
+.PHONY: bench
+bench: venv ## Run every benchmark and write docs/benchmarks.md from the results
+	$(PY) benchmarks/dispatch.py
+	$(PY) benchmarks/submit_latency.py
+	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/registry.py
+	$(PY) benchmarks/worker_overhead.py
+	$(PY) benchmarks/scale.py
+	$(PY) benchmarks/inventory.py --rounds 3
+	$(PY) benchmarks/report.py
+
+.PHONY: bench-dispatch
+bench-dispatch: venv ## Dispatch decision time and submit-to-start latency, then the report
+	$(PY) benchmarks/dispatch.py
+	$(PY) benchmarks/submit_latency.py
+	$(PY) benchmarks/report.py
+
 .PHONY: bench-inventory
-bench-inventory: venv ## Plugin against a static inventory of 5,000 hosts
+bench-inventory: venv ## Plugin against a static inventory of 5,000 hosts, then the report
 	$(PY) benchmarks/inventory.py
+	$(PY) benchmarks/report.py
+
+.PHONY: bench-report
+bench-report: venv ## Rewrite docs/benchmarks.md from the results already recorded
+	$(PY) benchmarks/report.py
 
 # --- the lab: Debian machines on this host (see docs/lab.md) ---------------
 

@@ -5,18 +5,18 @@ hosts, groups and host variables, then builds both with Ansible's own
 inventory manager (in process, the cost the plugin adds) and with
 `ansible-inventory --list` (what an operator waits for), interleaved.
 
-    .venv/bin/python benchmarks/inventory.py [--nodes 5000] [--rounds 7]
+    .venv/bin/python benchmarks/inventory.py [--nodes 5000] [--rounds 7] [--cli-rounds 3]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import Row, interleaved, record, timed  # noqa: E402
+from benchmarks.common import Row, arguments, command, interleaved, record, timed  # noqa: E402
 from controller.profiles import NodeProfile, load_fleet  # noqa: E402
 
-COMMAND = ".venv/bin/python benchmarks/inventory.py"
 AIM = 1.5
 
 
@@ -115,10 +114,14 @@ def build_with_cli(source: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--nodes", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=7, help="rounds in process")
+    parser.add_argument("--cli-rounds", type=int, default=3, help="rounds of the CLI")
     args = parser.parse_args()
+    if args.quick:
+        args.nodes, args.rounds, args.cli_rounds = 20, 2, 2
+    began = time.monotonic()
 
     from ansible.plugins.loader import inventory_loader
 
@@ -136,7 +139,7 @@ def main() -> None:
         rows = []
         for how, build, rounds in (
             ("in process", build_in_process, args.rounds),
-            ("ansible-inventory --list", build_with_cli, 3),
+            ("ansible-inventory --list", build_with_cli, args.cli_rounds),
         ):
             figures = interleaved(
                 {
@@ -156,14 +159,15 @@ def main() -> None:
                     ratio=round(ratio, 2),
                     aim=f"<= {AIM}",
                     met=ratio <= AIM,
-                    command=COMMAND,
+                    command=command(),
                 )
             )
             print(
                 f"{how:26} plugin {plugin.show('s')}  static {static.show('s')}  "
                 f"ratio {ratio:.2f} (aim <= {AIM})"
             )
-    print(f"recorded in {record('inventory', rows).relative_to(ROOT)}")
+    path = record("inventory", rows, results=args.results, seconds=time.monotonic() - began)
+    print(f"recorded in {path}")
 
 
 if __name__ == "__main__":

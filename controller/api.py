@@ -75,7 +75,7 @@ class Services:
         client = redis.Redis.from_url(settings.redis_url, health_check_interval=10)
         catalog = load_catalog(settings.catalog_file)
         registry = Registry(client, settings.policy)
-        app = make_celery(settings.redis_url, settings.limits)
+        app = make_celery(settings.redis_url, settings.limits, waits_for_results=False)
         runs = RunService(client, app, Dispatcher(registry, catalog), catalog, settings.limits)
         tokens = TokenBook.load(settings.tokens_file, settings.worker_secret_file, client)
         return cls(client, registry, runs, tokens, catalog)
@@ -191,6 +191,12 @@ def _services(request: Request) -> Services:
     return services
 
 
+async def _services_of(request: Request) -> Services:
+    # A coroutine, so that FastAPI calls it on the event loop rather than
+    # handing it to a worker thread for every request.
+    return _services(request)
+
+
 def require(*scopes: TokenScope) -> Callable[..., Awaitable[Identity]]:
     """Return a dependency that yields the caller's identity if its token has
     one of ``scopes``, and refuses with 401 or 403 otherwise."""
@@ -215,7 +221,7 @@ Worker = Annotated[Identity, Depends(require(TokenScope.WORKER))]
 Researcher = Annotated[Identity, Depends(require(TokenScope.RESEARCHER))]
 Operator = Annotated[Identity, Depends(require(TokenScope.OPERATOR))]
 Anyone = Annotated[Identity, Depends(require(TokenScope.RESEARCHER, TokenScope.OPERATOR))]
-ServicesDep = Annotated[Services, Depends(_services)]
+ServicesDep = Annotated[Services, Depends(_services_of)]
 
 
 def _own_node(identity: Identity, node_id: str) -> None:
@@ -243,8 +249,12 @@ def _install_routes(app: FastAPI) -> None:  # noqa: PLR0915 - the API, listed in
             "heartbeat_interval_s": services.registry.policy.interval_s,
         }
 
+    # A coroutine that calls Redis directly, as the token check before it does:
+    # a heartbeat is one short Redis call, and handing thousands of them a
+    # second to worker threads left the event loop starved of the GIL, so that
+    # answers waited seconds with the CPU half idle (benchmarks/scale.py).
     @app.post("/v1/nodes/{node_id}/heartbeat", tags=["registry"])
-    def heartbeat(
+    async def heartbeat(
         node_id: NodeId, body: Heartbeat, who: Worker, services: ServicesDep
     ) -> dict[str, Any]:
         """Record a heartbeat; the answer says whether the node must drain."""

@@ -16,14 +16,20 @@ setting below is chosen against a failure measured with Redis as broker:
   never delivered a second time for merely running long.
 - ``queue_order_strategy=priority``: a worker reads its queues in the order
   its tier gives them (own tier first, then smaller ones).
+
+The controller reads results from Redis itself and never waits on one, so
+its app (``waits_for_results=False``) does not subscribe to each run's result
+channel as it publishes the run, which Celery's Redis backend otherwise does.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from celery import Celery
+from celery.backends.redis import RedisBackend
 from kombu.entity import Exchange, Queue
 
 from controller.tiers import tier_model
@@ -93,13 +99,25 @@ def task_queues() -> list[Queue]:
     return [Queue(name, EXCHANGE, routing_key=name) for name in tier_model().queues]
 
 
-def make_celery(broker_url: str, limits: RunLimits | None = None) -> Celery:
+class PublishingBackend(RedisBackend):  # type: ignore[misc]
+    """The Redis result backend of a process that publishes runs but never waits
+    on a result through Celery: sending a run subscribes to nothing."""
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        return None
+
+
+def make_celery(
+    broker_url: str, limits: RunLimits | None = None, waits_for_results: bool = True
+) -> Celery:
     """Return the configured Celery app; raise ConfigError for unsafe limits.
 
-    Redis is both broker and result backend.
+    Redis is both broker and result backend. An app that publishes runs and
+    reads their results from Redis itself passes ``waits_for_results=False``.
     """
     limits = (limits or RunLimits()).check()
-    app = Celery("research", broker=broker_url, backend=broker_url, set_as_current=False)
+    backend = broker_url if waits_for_results else f"{__name__}:PublishingBackend+{broker_url}"
+    app = Celery("research", broker=broker_url, backend=backend, set_as_current=False)
     app.conf.update(
         task_serializer="json",
         result_serializer="json",

@@ -23,12 +23,17 @@ from controller.tiers import TierModel, tier_model
 
 __all__ = ["Decision", "Dispatcher", "QueueCheck"]
 
-# Classifies the nodes that consume a queue (and hold a model). Stops at the
-# first available node unless asked to explain, so a decision stays cheap
-# with thousands of nodes per queue.
+# Classifies the nodes that consume a queue (and hold a model), and says
+# whether an available one has the GPU memory asked for (``fits``; any node
+# fits when 0 is asked). Unless asked to explain, it walks the smallest of the
+# member sets with SSCAN and stops at the first available node that fits, so
+# that a decision costs the same with ten nodes per queue or ten thousand.
+# When that walk finds none (or to explain), it classifies the whole
+# intersection, so that counts and examples are exact.
 # KEYS: members set(s) (1 or 2), then heartbeats, draining, unhealthy, busy
-# (``busy`` is a count among the available nodes, not a class of its own.)
-# ARGV: fresh_after, lost_before, explain ('1'/'0'), examples per class, n member keys
+# (``busy`` counts the available nodes running a run; it is not a class.)
+# ARGV: fresh_after, lost_before, explain ('1'/'0'), examples per class,
+#       n member keys, GPU memory needed (GB), node hash key prefix
 _CLASSIFY = """
 local n = tonumber(ARGV[5])
 local member_keys = {}
@@ -36,10 +41,12 @@ for i = 1, n do member_keys[i] = KEYS[i] end
 local beats, draining, unhealthy, busy = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4]
 local fresh_after, lost_before = tonumber(ARGV[1]), tonumber(ARGV[2])
 local explain, limit = ARGV[3] == '1', tonumber(ARGV[4])
-local ids = redis.call('SINTER', unpack(member_keys))
+local gpu_memory, node_prefix = tonumber(ARGV[6]), ARGV[7]
+local fits = false
 local counts = {available = 0, draining = 0, stale = 0, lost = 0, unhealthy = 0, busy = 0}
 local examples = {available = {}, draining = {}, stale = {}, lost = {}, unhealthy = {}}
-for _, id in ipairs(ids) do
+local seen = 0
+local function classify(id)
   local beat = tonumber(redis.call('ZSCORE', beats, id) or '0')
   local class
   if beat < lost_before then class = 'lost'
@@ -47,14 +54,56 @@ for _, id in ipairs(ids) do
   elseif redis.call('SISMEMBER', draining, id) == 1 then class = 'draining'
   elseif redis.call('SISMEMBER', unhealthy, id) == 1 then class = 'unhealthy'
   else class = 'available' end
+  seen = seen + 1
   counts[class] = counts[class] + 1
   if #examples[class] < limit then table.insert(examples[class], id) end
-  if class == 'available' and not explain then break end
   if class == 'available' and redis.call('SISMEMBER', busy, id) == 1 then
     counts.busy = counts.busy + 1
   end
+  return class
 end
-return cjson.encode({total = #ids, counts = counts, examples = examples})
+local function serves(id)
+  if classify(id) ~= 'available' then return false end
+  if gpu_memory <= 0 then return true end
+  local has = redis.call('HGET', node_prefix .. id, 'gpu_memory_gb')
+  return tonumber(has or '0') >= gpu_memory
+end
+local function result()
+  return cjson.encode({total = seen, counts = counts, examples = examples, fits = fits})
+end
+if not explain then
+  local smallest = 1
+  for i = 2, n do
+    if redis.call('SCARD', member_keys[i]) < redis.call('SCARD', member_keys[smallest]) then
+      smallest = i
+    end
+  end
+  local cursor = '0'
+  repeat
+    local reply = redis.call('SSCAN', member_keys[smallest], cursor, 'COUNT', 64)
+    cursor = reply[1]
+    for _, id in ipairs(reply[2]) do
+      local member = true
+      for i = 1, n do
+        if i ~= smallest and redis.call('SISMEMBER', member_keys[i], id) == 0 then
+          member = false
+          break
+        end
+      end
+      if member and serves(id) then
+        fits = true
+        return result()
+      end
+    end
+  until cursor == '0'
+  counts = {available = 0, draining = 0, stale = 0, lost = 0, unhealthy = 0, busy = 0}
+  examples = {available = {}, draining = {}, stale = {}, lost = {}, unhealthy = {}}
+  seen = 0
+end
+for _, id in ipairs(redis.call('SINTER', unpack(member_keys))) do
+  if serves(id) then fits = true end
+end
+return result()
 """
 
 _CLASSES = ("available", "draining", "stale", "lost", "unhealthy")
@@ -151,23 +200,10 @@ class Dispatcher:
         self, entry: ModelEntry | None, ram_gb: float, explain: bool, now: float
     ) -> Decision:
         queue = self.tiers.gpu_queue
-        check = self._check(queue, entry, explain, now, "needs a GPU")
-        if check.taken and entry is not None and entry.gpu_memory_gb > 0:
-            check = self._gpu_memory(check, entry, now)
+        memory = entry.gpu_memory_gb if entry is not None else 0.0
+        check = self._check(queue, entry, explain, now, "needs a GPU", memory)
         reason = f"{queue}: the run needs a GPU" if check.taken else check.reason
         return Decision(queue if check.taken else None, reason, (check,), entry, ram_gb, True)
-
-    def _gpu_memory(self, check: QueueCheck, entry: ModelEntry, now: float) -> QueueCheck:
-        ids = self.registry.members(check.queue, entry.name)
-        fits = [
-            view.node_id
-            for view in self.registry.nodes(ids, now)
-            if view.available and view.capabilities.gpu_memory_gb >= entry.gpu_memory_gb
-        ]
-        if fits:
-            return check
-        reason = f"{check.queue}: no available GPU node has {entry.gpu_memory_gb} GB of GPU memory"
-        return QueueCheck(check.queue, False, reason, check.counts, check.examples)
 
     def _decide_tiers(
         self, entry: ModelEntry | None, ram_gb: float, explain: bool, now: float
@@ -198,7 +234,13 @@ class Dispatcher:
         return self._check(queue, entry, True, time.time() if now is None else now, "")
 
     def _check(
-        self, queue: str, entry: ModelEntry | None, explain: bool, now: float, why: str
+        self,
+        queue: str,
+        entry: ModelEntry | None,
+        explain: bool,
+        now: float,
+        why: str,
+        gpu_memory_gb: float = 0.0,
     ) -> QueueCheck:
         keys = [Registry.key("queue", queue)]
         if entry is not None:
@@ -216,11 +258,16 @@ class Dispatcher:
                     "1" if explain else "0",
                     5,
                     len(keys),
+                    gpu_memory_gb,
+                    Registry.key("node", ""),
                 ],
             )
         )
         counts, examples = found["counts"], found["examples"]
         holding = f" holding {entry.name}" if entry else ""
+        if counts["available"] and not found["fits"]:
+            reason = f"{queue}: no available GPU node has {gpu_memory_gb} GB of GPU memory"
+            return QueueCheck(queue, False, reason, counts, examples)
         if counts["available"]:
             return QueueCheck(
                 queue,

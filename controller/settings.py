@@ -6,6 +6,7 @@ the service; a developer can export the same variables.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,13 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}: expected a number of seconds, got {env[name]!r}") from None
 
 
+def _workers(env: Mapping[str, str]) -> int:
+    raw = env.get("RESEARCH_API_WORKERS", "1")
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(f"RESEARCH_API_WORKERS: expected a whole number from 1, got {raw!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class ControllerSettings:
     redis_url: str
@@ -40,9 +48,19 @@ class ControllerSettings:
     worker_secret_file: Path
     host: str = "127.0.0.1"
     port: int = 8080
+    # API processes; each serves requests on its own core. The registry and
+    # runs live in Redis, so the processes share nothing else.
+    workers: int = 1
     max_body_bytes: int = 64 * 1024
     policy: HealthPolicy = field(default_factory=HealthPolicy)
     limits: RunLimits = field(default_factory=RunLimits)
+
+    @property
+    def keep_alive_s(self) -> int:
+        """How long the API keeps an idle connection open: past two heartbeat
+        intervals, so that a worker's next heartbeat finds its connection open
+        instead of opening a new one (uvicorn's default, 5 s, is the interval)."""
+        return max(5, math.ceil(2 * self.policy.interval_s) + 1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ControllerSettings:
@@ -62,6 +80,7 @@ class ControllerSettings:
             ),
             host=env.get("RESEARCH_API_HOST", "127.0.0.1"),
             port=int(_number(env, "RESEARCH_API_PORT", 8080)),
+            workers=_workers(env),
             policy=policy,
             limits=RunLimits.from_env(dict(env)),
         )

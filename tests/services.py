@@ -197,7 +197,7 @@ class Service:
                 self.process.wait()
 
 
-def _spawn(name: str, module: str, env: dict[str, str], directory: Path) -> Service:
+def spawn(name: str, module: str, env: dict[str, str], directory: Path) -> Service:
     import os
 
     log = directory / f"{name}.log"
@@ -238,7 +238,7 @@ def controller_service(
     import httpx
 
     port = free_port()
-    service = _spawn("controller", "controller", files.env(redis_url, port, **env), directory)
+    service = spawn("controller", "controller", files.env(redis_url, port, **env), directory)
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -286,8 +286,8 @@ def worker_service(
     module: str = "worker",
     **env: str,
 ) -> Iterator[Service]:
-    """Run ``python -m worker`` (or ``module``) for a node; yield it once the
-    registry shows it consuming."""
+    """Run ``python -m worker`` (or ``module``, a wrapper of it) for a node; yield it
+    once the registry shows it consuming."""
     import httpx
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -301,7 +301,7 @@ def worker_service(
         "RESEARCH_HEARTBEAT_INTERVAL_S": "1",
         **env,
     }
-    service = _spawn(node_id, module, worker_env, directory)
+    service = spawn(node_id, module, worker_env, directory)
     operator = {"Authorization": f"Bearer {files.tokens['operator']}"}
 
     def consuming() -> bool:

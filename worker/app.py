@@ -44,7 +44,11 @@ def make_worker_app(settings: WorkerSettings) -> Celery:
         loop = HeartbeatLoop(
             app,
             worker,
-            RegistryClient(settings.api_url, settings.token),
+            RegistryClient(
+                settings.api_url,
+                settings.token,
+                keep_alive_s=2 * settings.heartbeat_interval_s + 1,
+            ),
             settings.node_id,
             list(settings.queues),
             settings.heartbeat_interval_s,

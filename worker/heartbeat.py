@@ -33,11 +33,18 @@ class NotRegistered(Exception):
 class RegistryClient:
     """The worker's side of the controller's registry API."""
 
-    def __init__(self, api_url: str, token: str, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, api_url: str, token: str, timeout_s: float = 5.0, keep_alive_s: float = 5.0
+    ) -> None:
+        # The connection is kept for ``keep_alive_s`` idle seconds; past the
+        # heartbeat interval, every heartbeat reuses it instead of opening one.
         self.http = httpx.Client(
             base_url=api_url,
             timeout=timeout_s,
             headers={"Authorization": f"Bearer {token}"},
+            limits=httpx.Limits(
+                max_connections=100, max_keepalive_connections=20, keepalive_expiry=keep_alive_s
+            ),
         )
 
     def register(self, body: dict[str, Any]) -> dict[str, Any]:

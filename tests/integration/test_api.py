@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import psutil
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
 from controller.api import create_app
+from controller.celery_config import ConfigError
 from controller.settings import ControllerSettings
-from tests.services import ControllerFiles, RedisServer, controller_files
+from tests.services import ControllerFiles, RedisServer, controller_files, controller_service
+from worker.heartbeat import RegistryClient
 
 RUN = {"model": "gemma3-270m", "prompt": "Say hello.", "max_tokens": 8}
 
@@ -359,3 +364,60 @@ def test_queued_run_says_why_it_waits(
     queues = api.get("/v1/queues", headers=researcher).json()["queues"]
     micro = next(q for q in queues if q["queue"] == "research-micro")
     assert micro["pending"]["code"] == "Unavailable"
+
+
+def test_submitting_subscribes_to_nothing(
+    api: TestClient, files: ControllerFiles, registered: str, redis_client: redis.Redis
+) -> None:
+    """The controller reads results itself, so publishing a run subscribes to no channel."""
+    reply = api.post("/v1/runs", json=RUN, headers=auth(files.tokens["researcher"]))
+    assert reply.status_code == 202, reply.text
+    commands = {client["cmd"] for client in redis_client.client_list()}
+    assert not commands & {"subscribe", "unsubscribe"}, commands
+
+
+def test_several_api_processes_serve_one_port(
+    files: ControllerFiles, redis_service: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """With RESEARCH_API_WORKERS=2 the controller runs two API processes that register,
+    heartbeat and refuse a bad setting alike."""
+    with controller_service(files, redis_service.url, tmp_path, RESEARCH_API_WORKERS="2") as (
+        service,
+        url,
+    ):
+        children = psutil.Process(service.process.pid).children()
+        servers = [c for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+        assert len(servers) == 2, [c.cmdline() for c in children]
+        with httpx.Client(base_url=url, headers=as_worker(files)) as http:
+            assert http.post("/v1/nodes/register", json=registration()).status_code == 200
+            for _ in range(4):
+                beat = http.post("/v1/nodes/lab-micro-1/heartbeat", json={})
+                assert beat.status_code == 200, beat.text
+    with pytest.raises(ConfigError, match="RESEARCH_API_WORKERS"):
+        ControllerSettings.from_env(files.env(redis_service.url, RESEARCH_API_WORKERS="0"))
+
+
+def test_a_worker_heartbeats_on_one_connection(
+    files: ControllerFiles, redis_service: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Heartbeats an interval apart (3 s here) reuse the worker's connection: neither the
+    API (keep-alive past two intervals) nor the worker's client closes it in between."""
+    with controller_service(
+        files, redis_service.url, tmp_path, RESEARCH_HEARTBEAT_INTERVAL_S="3"
+    ) as (_, url):
+        client = RegistryClient(url, files.worker_token("lab-micro-1"), keep_alive_s=7)
+        client.register(registration())
+        port = int(url.rsplit(":", 1)[1])
+
+        def local_ports() -> set[int]:
+            return {
+                c.laddr.port
+                for c in psutil.Process().net_connections("tcp")
+                if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+            }
+
+        before = local_ports()
+        time.sleep(5.5)  # longer than uvicorn's and httpx's default keep-alive, 5 s
+        client.heartbeat("lab-micro-1", None, ["research-micro"], [])
+        assert local_ports() == before and len(before) == 1
+        client.http.close()

@@ -171,6 +171,32 @@ def test_gpu_memory_too_small_is_refused(registry: Registry, dispatcher: Dispatc
     assert decision.refused and "16.0 GB of GPU memory" in decision.reason
 
 
+def test_one_available_node_among_hundreds_is_found(
+    registry: Registry, dispatcher: Dispatcher
+) -> None:
+    """With 400 micro nodes draining and one not, a tiny model still goes to micro."""
+    for index in range(400):
+        node(registry, f"pi-{index:03d}", "micro", ["tiny"], draining=True)
+    node(registry, "pi-ok", "micro", ["tiny"])
+    decision = dispatcher.decide("tiny", now=NOW)
+    assert decision.queue == "research-micro"
+    assert decision.checks[0].examples["available"] == ["pi-ok"]
+
+
+def test_gpu_memory_fit_is_found_among_hundreds(
+    registry: Registry, dispatcher: Dispatcher
+) -> None:
+    """Among 300 GPU nodes with 8 GB, the one with 24 GB takes a 16 GB model; without it,
+    the run is refused for GPU memory with every node counted."""
+    for index in range(300):
+        node(registry, f"gpu-{index:03d}", "large", ["vision"], gpu=True, gpu_memory_gb=8)
+    refused = dispatcher.decide("vision", now=NOW)
+    assert refused.refused and "16.0 GB of GPU memory" in refused.reason
+    assert refused.checks[0].counts["available"] == 300
+    node(registry, "gpu-big", "large", ["vision"], gpu=True, gpu_memory_gb=24)
+    assert dispatcher.decide("vision", now=NOW).queue == "research-gpu"
+
+
 def test_explain_shows_every_tier_considered(fleet: Registry, dispatcher: Dispatcher) -> None:
     """Explaining a 4 GB model shows micro passed over for size and small taken."""
     decision = dispatcher.decide("mid", explain=True, now=NOW).as_dict()
