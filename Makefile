@@ -91,6 +91,7 @@ bench: venv ## Run every benchmark and write docs/benchmarks.md from the results
 	$(PY) benchmarks/worker_overhead.py
 	$(PY) benchmarks/scale.py
 	$(PY) benchmarks/inventory.py --rounds 3
+	$(PY) benchmarks/provisioning.py
 	$(PY) benchmarks/report.py
 
 .PHONY: bench-dispatch
