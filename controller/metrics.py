@@ -7,8 +7,13 @@ Prometheus scrapes ``/metrics``. Nothing here is kept in a process's memory,
 so a restarted controller loses no count.
 
 Keys: ``metrics:runs`` (hash ``<event>|<queue>`` -> count), and one hash per
-histogram and queue, ``metrics:hist:<name>:<queue>`` (bucket bounds, ``sum``
-and ``count``), and ``metrics:node:<id>`` (the last run's telemetry summary).
+histogram and queue, ``metrics:hist:<name>:<queue>`` (``sum``, ``count`` and,
+per bucket bound, the observations that fell in that bucket and no lower one;
+the collector adds them up into Prometheus's cumulative buckets), and
+``metrics:node:<id>`` (the last run's telemetry summary).
+
+The writers take a client or a pipeline, so that a worker sends everything it
+records at the start or the end of a run in one round trip.
 """
 
 from __future__ import annotations
@@ -62,13 +67,11 @@ def record_event(client: redis.Redis, event: str, queue: str) -> None:
 def observe(client: redis.Redis, name: str, queue: str, seconds: float) -> None:
     """Add one observation to histogram ``name`` (wait or duration) of ``queue``."""
     key = f"metrics:hist:{name}:{queue}"
-    with client.pipeline(transaction=True) as pipe:
-        for bound in BUCKETS:
-            if seconds <= bound:
-                pipe.hincrby(key, repr(float(bound)), 1)
-        pipe.hincrbyfloat(key, "sum", seconds)
-        pipe.hincrby(key, "count", 1)
-        pipe.execute()
+    bucket = next((bound for bound in BUCKETS if seconds <= bound), None)
+    if bucket is not None:
+        client.hincrby(key, repr(float(bucket)), 1)
+    client.hincrbyfloat(key, "sum", seconds)
+    client.hincrby(key, "count", 1)
 
 
 def record_summary(client: redis.Redis, node_id: str, summary: Mapping[str, float]) -> None:
@@ -160,7 +163,11 @@ class ClusterCollector(Collector):
                 text(k): text(v)
                 for k, v in self.redis.hgetall(f"metrics:hist:{name}:{queue}").items()
             }
-            buckets = [(repr(float(b)), float(raw.get(repr(float(b)), 0))) for b in BUCKETS]
+            below = 0.0
+            buckets = []
+            for bound in BUCKETS:
+                below += float(raw.get(repr(float(bound)), 0))
+                buckets.append((repr(float(bound)), below))
             buckets.append(("+Inf", float(raw.get("count", 0))))
             family.add_metric([queue], buckets, sum_value=float(raw.get("sum", 0)))
         return family

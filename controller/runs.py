@@ -108,6 +108,7 @@ class RunService:
         with self.redis.pipeline() as pipe:
             pipe.hset(key, mapping=cast(Mapping[Any, Any], record))
             pipe.expire(key, self.limits.result_expires_s)
+            record_event(pipe, "submitted", decision.queue)
             pipe.execute()
         ceiling = self.limits.time_limit_s
         time_limit = min(request.time_limit_s or ceiling, ceiling)
@@ -119,8 +120,11 @@ class RunService:
             routing_key=decision.queue,
             time_limit=time_limit,
             soft_time_limit=max(1, time_limit - 5),
+            # What Celery logs of the run on the worker: its id and runtime, not
+            # the prompts (and rendering the whole spec costs each submission).
+            argsrepr=f"(run {run_id}: {' '.join(filter(None, (spec['runtime'], spec['model'])))})",
+            kwargsrepr="{}",
         )
-        record_event(self.redis, "submitted", decision.queue)
         logger.info("run %s: queued on %s for %s", run_id, decision.queue, by.name)
         return Submitted(run_id, decision.queue, decision)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import urllib3
 
 __all__ = [
     "Client",
@@ -157,29 +157,39 @@ class Client:
         self, api_url: str | None = None, token: str | None = None, timeout_s: float = 30.0
     ) -> None:
         self.config = ClientConfig.resolve(api_url, token)
-        self.http = httpx.Client(
-            base_url=self.config.api_url,
-            timeout=timeout_s,
+        # urllib3 rather than a richer client: a run's submission is one short
+        # request, and this keeps the client's share of it small (see
+        # benchmarks/submit_latency.py). One kept-alive connection, no retries
+        # (a POST must not be sent twice).
+        self.http = urllib3.PoolManager(
+            maxsize=1,
+            retries=False,
+            timeout=urllib3.Timeout(total=timeout_s),
             headers={"Authorization": f"Bearer {self.config.token}"},
         )
 
-    def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def request(
+        self, method: str, path: str, json: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Send a request; return its JSON body or raise SubmitError with the reason."""
         try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
+            response = self.http.request(method, f"{self.config.api_url}{path}", json=json)
+        except urllib3.exceptions.HTTPError as exc:
             raise SubmitError(
                 f"cannot reach the controller at {self.config.api_url}: {exc}"
             ) from None
+        reason = response.reason or f"HTTP {response.status}"
         try:
             body: dict[str, Any] = response.json()
         except ValueError:
-            body = {"error": {"reason": response.text[:500] or response.reason_phrase}}
-        if response.status_code == 409:
+            text = response.data.decode("utf-8", "replace")[:500]
+            body = {"error": {"reason": text or reason}}
+        if response.status == 409:
             raise RunRefused(body["error"]["reason"], 409, body)
-        if response.status_code >= 400:
-            reason = body.get("error", {}).get("reason") or response.reason_phrase
-            raise SubmitError(str(reason), response.status_code, body)
+        if response.status >= 400:
+            raise SubmitError(
+                str(body.get("error", {}).get("reason") or reason), response.status, body
+            )
         return body
 
     def submit(

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +26,47 @@ from controller.metrics import observe, record_event, record_summary
 from worker.config import WorkerSettings
 from worker.execution import execute_run, refused_result
 
-__all__ = ["count_attempt", "hand_back", "register_run_task"]
+__all__ = ["Start", "begin", "finish", "hand_back", "register_run_task"]
 
 logger = logging.getLogger(__name__)
 
 
-def count_attempt(client: redis.Redis, run_id: str, expires_s: int) -> int:
-    """Record one more start of ``run_id``; return how many starts count."""
+@dataclass(frozen=True)
+class Start:
+    """What the run's record says as the run starts on this worker."""
+
+    cancelled: bool
+    attempts: int
+
+
+def begin(client: redis.Redis, run_id: str, queue: str, expires_s: int) -> Start:
+    """Count this start of ``run_id`` and its wait since submission, unless it
+    was cancelled while it waited; two round trips."""
     key = f"run:{run_id}"
-    with client.pipeline() as pipe:
+    cancelled, submitted = client.hmget(key, ["cancelled", "submitted_at"])
+    if cancelled == b"1":
+        return Start(cancelled=True, attempts=0)
+    with client.pipeline(transaction=False) as pipe:
         pipe.hincrby(key, "attempts", 1)
         pipe.expire(key, expires_s)
-        attempts, _ = pipe.execute()
-    return int(attempts)
+        record_event(pipe, "started", queue)
+        if submitted:
+            observe(pipe, "wait", queue, max(0.0, time.time() - float(submitted)))
+        attempts = pipe.execute()[0]
+    return Start(cancelled=False, attempts=int(attempts))
+
+
+def finish(client: redis.Redis, node_id: str, queue: str, result: dict[str, Any]) -> None:
+    """Count a run's end, its duration, and keep its telemetry summary; one round trip."""
+    timings = result.get("timings") or {}
+    summary = dict((result.get("telemetry") or {}).get("summary") or {})
+    summary["tokens_per_s"] = timings.get("tokens_per_s")
+    with client.pipeline(transaction=False) as pipe:
+        record_event(pipe, "succeeded" if result["status"] == "succeeded" else "failed", queue)
+        if timings.get("total_s") is not None:
+            observe(pipe, "duration", queue, float(timings["total_s"]))
+        record_summary(pipe, node_id, summary)
+        pipe.execute()
 
 
 def hand_back(client: redis.Redis, run_ids: Iterable[str]) -> None:
@@ -54,25 +83,6 @@ def hand_back(client: redis.Redis, run_ids: Iterable[str]) -> None:
         logger.info("run %s: handed back to its queue at shutdown", run_id)
 
 
-def account_start(client: redis.Redis, run_id: str, queue: str) -> None:
-    """Count a run's start and how long it waited since submission."""
-    record_event(client, "started", queue)
-    submitted = client.hget(f"run:{run_id}", "submitted_at")
-    if submitted:
-        observe(client, "wait", queue, max(0.0, time.time() - float(submitted)))
-
-
-def account_finish(client: redis.Redis, node_id: str, queue: str, result: dict[str, Any]) -> None:
-    """Count a run's end, its duration, and keep its telemetry summary."""
-    record_event(client, "succeeded" if result["status"] == "succeeded" else "failed", queue)
-    timings = result.get("timings") or {}
-    if timings.get("total_s") is not None:
-        observe(client, "duration", queue, float(timings["total_s"]))
-    summary = dict((result.get("telemetry") or {}).get("summary") or {})
-    summary["tokens_per_s"] = timings.get("tokens_per_s")
-    record_summary(client, node_id, summary)
-
-
 def _command_refusal(spec: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
     if spec.get("runtime") != "command":
         return None
@@ -86,18 +96,19 @@ def _command_refusal(spec: dict[str, Any], allowed: tuple[str, ...]) -> str | No
 def register_run_task(app: Celery, settings: WorkerSettings) -> Task:
     """Define ``research.run`` on ``app`` for this node and return it."""
 
-    @app.task(name=RUN_TASK, bind=True)  # type: ignore[untyped-decorator]
+    # Celery logs each result it stores; the telemetry series makes that repr
+    # long, and the worker logs its own line per run, so Celery's is kept short.
+    @app.task(name=RUN_TASK, bind=True, resultrepr_maxsize=160)  # type: ignore[untyped-decorator]
     def run(task: Task, spec: dict[str, Any]) -> dict[str, Any]:
         run_id = str(task.request.id)
         spec = {**spec, "run_id": run_id}
         client: redis.Redis = app.backend.client
         queue = str((task.request.delivery_info or {}).get("routing_key") or "unknown")
-        if client.hget(f"run:{run_id}", "cancelled") == b"1":
+        start = begin(client, run_id, queue, settings.limits.result_expires_s)
+        if start.cancelled:
             return refused(spec, "Cancelled", "the run was cancelled before it started")
-        attempts = count_attempt(client, run_id, settings.limits.result_expires_s)
-        account_start(client, run_id, queue)
-        result = execute(spec, attempts)
-        account_finish(client, settings.node_id, queue, result)
+        result = execute(spec, start.attempts)
+        finish(client, settings.node_id, queue, result)
         return result
 
     def refused(spec: dict[str, Any], kind: str, message: str) -> dict[str, Any]:
