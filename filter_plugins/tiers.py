@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    from controller.profiles import ProfileError, parse_profile
-    from controller.tiers import TierError, tier_model
-except ImportError:  # run from a checkout whose package is not installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from controller.profiles import ProfileError, parse_profile
-    from controller.tiers import TierError, tier_model
 
 DOCUMENTATION = r"""
 name: tiers
@@ -45,11 +38,24 @@ EXAMPLES = r"""
 """
 
 
+def _importable() -> None:
+    """Make the controller package importable: installed, or this checkout.
+
+    The filters import it only when called, because Ansible loads every
+    filter plugin in the worker process of each task that uses any filter."""
+    if importlib.util.find_spec("controller") is None:  # a checkout, not installed
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
 def _filter(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Turn the tier model's errors into AnsibleFilterError naming the filter."""
 
     def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
         def run(value: Any, *args: Any, **kwargs: Any) -> Any:
+            _importable()
+            from controller.profiles import ProfileError
+            from controller.tiers import TierError
+
             try:
                 return function(value, *args, **kwargs)
             except (TierError, ProfileError, TypeError, ValueError) as exc:
@@ -64,12 +70,16 @@ def _filter(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 @_filter("node_tier")
 def node_tier(profile: Mapping[str, Any]) -> str:
     """Return the tier name of a node profile."""
+    from controller.profiles import parse_profile
+
     return parse_profile(profile, source="profile").tier
 
 
 @_filter("node_queues")
 def node_queues(tier: str, gpu: bool = False) -> list[str]:
     """Return the queues a node of ``tier`` consumes, in reading order."""
+    from controller.tiers import tier_model
+
     if not isinstance(gpu, bool):
         raise TypeError(f"gpu must be true or false, got {gpu!r}")
     return tier_model().node_queues(str(tier), gpu)
@@ -86,6 +96,8 @@ def model_queue(requirements: Mapping[str, Any]) -> str:
         raise TypeError(f"ram_gb must be a number of at least 0, got {ram_gb!r}")
     if not isinstance(gpu, bool):
         raise TypeError(f"gpu must be true or false, got {gpu!r}")
+    from controller.tiers import tier_model
+
     return tier_model().queue_for(float(ram_gb), gpu)
 
 
