@@ -20,6 +20,7 @@ __all__ = ["gpu_memory_gb", "present_models", "registration", "sha256_of"]
 
 logger = logging.getLogger(__name__)
 SIDECAR = ".sha256"
+NVIDIA_SMI_TIMEOUT_S = 10.0
 
 
 def gpu_memory_gb() -> float:
@@ -35,13 +36,17 @@ def gpu_memory_gb() -> float:
             [binary, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=NVIDIA_SMI_TIMEOUT_S,
             check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         logger.warning("gpu: nvidia-smi failed, reporting no GPU: %s", exc)
         return 0.0
-    mebibytes = [float(line) for line in out.split() if line.strip()]
+    try:
+        mebibytes = [float(line) for line in out.splitlines() if line.strip()]
+    except ValueError:
+        logger.warning("gpu: nvidia-smi printed %r, not MiB per GPU; reporting no GPU", out)
+        return 0.0
     return round(sum(mebibytes) / 1024, 2)
 
 
