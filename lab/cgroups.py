@@ -5,6 +5,7 @@ still runs is a question the kernel answers."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -60,22 +61,30 @@ def _tree(cgroup: Path) -> list[Path]:
     return [*sorted(below, key=lambda path: len(path.parts), reverse=True), cgroup]
 
 
+def _procs(group: Path) -> list[int]:
+    """Return the ids of the processes directly in ``group``.
+
+    A cgroup that is removed while we read it (its machine's systemd tearing
+    down units as it halts) held no processes: the kernel removes only empty
+    cgroups. Its file is then gone (ENOENT) or no longer readable (ENODEV).
+    """
+    try:
+        text = (group / "cgroup.procs").read_text(encoding="utf-8")
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENODEV):
+            return []
+        raise
+    return [int(pid) for pid in text.split()]
+
+
 def pids(cgroups: list[Path]) -> set[int]:
     """Return the ids of the processes in these cgroups and below them."""
-    found: set[int] = set()
-    for top in cgroups:
-        for group in _tree(top):
-            text = (group / "cgroup.procs").read_text(encoding="utf-8")
-            found.update(int(pid) for pid in text.split())
-    return found
+    return {pid for top in cgroups for group in _tree(top) for pid in _procs(group)}
 
 
 def populated(cgroups: list[Path]) -> bool:
     """Return whether any process lives in these cgroups or below them."""
-    try:
-        return bool(pids(cgroups))
-    except FileNotFoundError:  # a child cgroup vanished while we read
-        return populated(cgroups)
+    return bool(pids(cgroups))
 
 
 def remove_cgroups(cgroups: list[Path]) -> None:
@@ -87,6 +96,8 @@ def remove_cgroups(cgroups: list[Path]) -> None:
         for group in _tree(top):
             try:
                 group.rmdir()
+            except FileNotFoundError:
+                pass  # removed by the machine's own systemd as it halted
             except OSError as exc:
                 raise LabError(f"cgroup {group}: cannot be removed: {exc}") from exc
 
