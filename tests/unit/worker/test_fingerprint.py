@@ -40,7 +40,7 @@ def test_gpu_memory_is_the_sum_over_gpus_in_gib(
     [
         "echo 'NVIDIA-SMI has failed because it could not communicate with the driver'; exit 9",
         "echo '[N/A]'",
-        "sleep 30",
+        "exec sleep 30",  # exec: the timeout kills the holder of the pipe
     ],
     ids=["fails", "not-a-number", "hangs"],
 )
